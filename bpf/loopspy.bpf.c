@@ -1,0 +1,590 @@
+// SPDX-License-Identifier: GPL-2.0
+/* loopspy kernel side.
+ *
+ * Cost model: nothing here runs per syscall of the target except the
+ * epoll-family tracepoints (one per loop iteration). Blocking syscalls are
+ * seen at sched_switch, where a sleeping thread is still `current`: its
+ * syscall number and arguments are in its saved registers and its Python
+ * stack can be walked. Loop statistics are aggregated in maps; only
+ * sleeps inside busy iterations, stalls and late-iteration CPU samples
+ * reach user space. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "loopspy.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+const volatile __u64 stall_ns = 100000000ULL;   /* --stall-threshold */
+const volatile __u64 min_sleep_ns = 10000ULL;   /* smaller sleeps are only summed */
+const volatile __u64 sample_after_ns = 10000000ULL; /* sample iterations older than this */
+const volatile __u32 walk_stacks = 1;
+
+/* glibc keeps pthread_getspecific() slots for keys < 32 inline at this
+ * offset of struct pthread (specific_1stblock, stable 2.27-2.38). */
+#define LS_TSD_MAX_OFF (0x310 + 16 * 32)
+
+struct thread_state {
+	__u32 tgid;
+	__s32 loop_epfd;
+	__s32 cand_epfd;
+	__u32 cand_count;
+	__s32 wait_epfd;
+	__u8 is_loop;
+	__u8 in_wait;
+	__u8 off_kind;     /* 0: on CPU, 1: sleeping, 2: preempted */
+	__u8 pad;
+	__u64 iter_start;
+	__u64 off_start;
+	__u64 wake_ts;
+	__u32 waker_tid;
+	__u32 nsleeps;
+	__u32 npreempt;
+	__u32 pad2;
+	__u64 blocked_ns;
+	__u64 runnable_ns;
+};
+
+/* A sleep in progress: walked at switch-out, emitted at switch-in when it
+ * lasted long enough to matter. */
+struct pending_sleep {
+	__u64 start;
+	__u64 args[3];
+	__s32 nr;
+	__u32 state;
+	struct ls_stack stack;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LS_MAX_TARGETS);
+	__type(key, __u32);
+	__type(value, struct ls_target_cfg);
+} targets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, struct thread_state);
+} threads SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct pending_sleep);
+} pending SEC(".maps");
+
+/* never written: a source of zeroes for large values */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pending_sleep);
+} zero_sleep SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ls_loop_stats);
+} zero_loop SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct ls_loop_stats);
+} loops SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LS_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 * 1024 * 1024);
+} events SEC(".maps");
+
+static __always_inline void counter_add(__u32 idx, __u64 n)
+{
+	__u64 *c = bpf_map_lookup_elem(&counters, &idx);
+
+	if (c)
+		*c += n;
+}
+
+static __always_inline void *event_reserve(__u64 size)
+{
+	void *e = bpf_ringbuf_reserve(&events, size, 0);
+
+	if (!e)
+		counter_add(LS_CNT_DROPPED, 1);
+	else
+		counter_add(LS_CNT_EVENTS, 1);
+	return e;
+}
+
+static __always_inline void hdr_fill(struct ls_event_hdr *h, __u32 type,
+				     __u32 tid, __u32 tgid, __u64 now)
+{
+	h->type = type;
+	h->tid = tid;
+	h->tgid = tgid;
+	h->cpu = bpf_get_smp_processor_id();
+	h->ts = now;
+}
+
+/* Walk the Python frames of the current task into st. Every read may fail
+ * (target memory is hostile or paged out): stop and say why. */
+static __always_inline void stack_walk(struct task_struct *task,
+				       const struct ls_py_offsets *py,
+				       struct ls_stack *st)
+{
+	__u64 fsbase, tstate = 0, frame = 0, tid_check = 0, p = 0;
+	__u32 i;
+
+	st->nframes = 0;
+	if (!walk_stacks || !py->enabled) {
+		st->status = LS_STACK_DISABLED;
+		return;
+	}
+	st->status = LS_STACK_NO_TSTATE;
+	fsbase = BPF_CORE_READ(task, thread.fsbase);
+	if (!fsbase || py->tsd_slot > LS_TSD_MAX_OFF)
+		return;
+	if (bpf_probe_read_user(&tstate, sizeof(tstate), (void *)(fsbase + py->tsd_slot)) || !tstate)
+		return;
+	if (bpf_probe_read_user(&tid_check, sizeof(tid_check),
+				(void *)(tstate + py->tstate_thread_id)) || tid_check != fsbase)
+		return;
+	if (py->tstate_cframe >= 0) {
+		if (bpf_probe_read_user(&p, sizeof(p), (void *)(tstate + py->tstate_cframe)) || !p)
+			return;
+		if (bpf_probe_read_user(&frame, sizeof(frame), (void *)(p + py->tstate_frame)))
+			return;
+	} else if (bpf_probe_read_user(&frame, sizeof(frame), (void *)(tstate + py->tstate_frame))) {
+		return;
+	}
+	st->status = LS_STACK_OK;
+	for (i = 0; i < LS_MAX_FRAMES; i++) {
+		struct ls_py_frame *f;
+		__u64 code = 0;
+		__u32 pos = 0, fl = 0;
+
+		if (!frame)
+			return;
+		if (i >= LS_MAX_FRAMES)
+			break;
+		f = &st->frames[i];
+		if (bpf_probe_read_user(&code, sizeof(code), (void *)(frame + py->frame_code)))
+			goto fault;
+		if (py->pos_is_ptr) {
+			__u64 ip = 0;
+
+			if (bpf_probe_read_user(&ip, sizeof(ip), (void *)(frame + py->frame_pos)))
+				goto fault;
+			pos = ip >= code + py->code_adaptive ?
+				(__u32)((ip - code - py->code_adaptive) / 2) : 0xffffffff;
+		} else {
+			__s32 lasti = 0;
+
+			if (bpf_probe_read_user(&lasti, sizeof(lasti), (void *)(frame + py->frame_pos)))
+				goto fault;
+			pos = (__u32)lasti;
+		}
+		bpf_probe_read_user(&fl, sizeof(fl), (void *)(code + py->code_firstlineno));
+		f->code = code;
+		f->pos = pos;
+		f->firstlineno = fl;
+		st->nframes = i + 1;
+		if (bpf_probe_read_user(&frame, sizeof(frame), (void *)(frame + py->frame_back)))
+			goto fault;
+	}
+	if (frame)
+		st->status = LS_STACK_TRUNCATED;
+	return;
+fault:
+	st->status = LS_STACK_FAULT;
+}
+
+static __always_inline struct thread_state *thread_get(__u32 tid, __u32 tgid)
+{
+	struct thread_state *ts = bpf_map_lookup_elem(&threads, &tid);
+	struct thread_state init = {};
+
+	if (ts)
+		return ts;
+	init.tgid = tgid;
+	init.loop_epfd = -1;
+	init.cand_epfd = -1;
+	init.wait_epfd = -1;
+	bpf_map_update_elem(&threads, &tid, &init, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&threads, &tid);
+}
+
+static __always_inline void iteration_close(struct thread_state *ts, __u32 tid,
+					    __u32 tgid, __u64 now)
+{
+	struct ls_loop_stats *ls = bpf_map_lookup_elem(&loops, &tid);
+	__u64 busy = now - ts->iter_start;
+
+	if (!ls) {
+		__u32 z = 0;
+		struct ls_loop_stats *zero = bpf_map_lookup_elem(&zero_loop, &z);
+
+		if (!zero)
+			goto out;
+		bpf_map_update_elem(&loops, &tid, zero, BPF_NOEXIST);
+		ls = bpf_map_lookup_elem(&loops, &tid);
+		if (!ls)
+			goto out;
+		ls->tgid = tgid;
+		ls->first_ts = ts->iter_start;
+	}
+	ls->epfd = ts->loop_epfd;
+	ls->iterations++;
+	ls->busy_ns += busy;
+	if (busy > ls->max_ns)
+		ls->max_ns = busy;
+	ls->iter_start = 0;
+	{
+		/* ls_hist_bucket clamps, but the compiler drops a plain mask
+		 * the verifier needs: keep it in asm */
+		__u64 b = ls_hist_bucket(busy / 1000);
+
+		asm volatile("%[b] &= 255" : [b] "+r"(b));
+
+		ls->hist[b]++;
+	}
+	if (busy >= stall_ns) {
+		struct ls_ev_stall *e;
+
+		ls->stalls++;
+		e = event_reserve(sizeof(*e));
+		if (e) {
+			hdr_fill(&e->h, LS_EV_STALL, tid, tgid, now);
+			e->start = ts->iter_start;
+			e->end = now;
+			e->blocked_ns = ts->blocked_ns;
+			e->runnable_ns = ts->runnable_ns;
+			e->nsleeps = ts->nsleeps;
+			e->npreempt = ts->npreempt;
+			bpf_ringbuf_submit(e, 0);
+		}
+	}
+out:
+	ts->iter_start = 0;
+}
+
+static __always_inline void iteration_open(struct thread_state *ts, __u32 tid, __u64 now)
+{
+	struct ls_loop_stats *ls;
+
+	ts->iter_start = now;
+	ts->blocked_ns = 0;
+	ts->runnable_ns = 0;
+	ts->nsleeps = 0;
+	ts->npreempt = 0;
+	ts->off_kind = 0;
+	ls = bpf_map_lookup_elem(&loops, &tid);
+	if (ls)
+		ls->iter_start = now;
+}
+
+static __always_inline int epoll_enter(__s32 epfd)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32, tid = (__u32)id;
+	struct thread_state *ts;
+	__u64 now;
+
+	if (!bpf_map_lookup_elem(&targets, &tgid))
+		return 0;
+	ts = thread_get(tid, tgid);
+	if (!ts)
+		return 0;
+	now = bpf_ktime_get_ns();
+	ts->wait_epfd = epfd;
+	if (epfd == ts->cand_epfd) {
+		ts->cand_count++;
+	} else {
+		ts->cand_epfd = epfd;
+		ts->cand_count = 1;
+	}
+	if (ts->is_loop && epfd != ts->loop_epfd) {
+		/* another epoll fd waited on from a loop thread: a new loop
+		 * replacing the old one once it repeats, else a nested wait
+		 * (a sync library's own selector) that counts as blocking */
+		if (ts->cand_count < 3)
+			return 0;
+		ts->loop_epfd = epfd;
+	}
+	if (!ts->is_loop) {
+		if (ts->cand_count < 2)
+			return 0;
+		ts->is_loop = 1;
+		ts->loop_epfd = epfd;
+		{
+			struct ls_ev_loop *e = event_reserve(sizeof(*e));
+
+			if (e) {
+				hdr_fill(&e->h, LS_EV_LOOP, tid, tgid, now);
+				e->epfd = epfd;
+				e->pad = 0;
+				bpf_get_current_comm(e->comm, sizeof(e->comm));
+				bpf_ringbuf_submit(e, 0);
+			}
+		}
+	}
+	if (ts->iter_start)
+		iteration_close(ts, tid, tgid, now);
+	ts->in_wait = 1;
+	return 0;
+}
+
+static __always_inline int epoll_exit(void)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32, tid = (__u32)id;
+	struct thread_state *ts;
+
+	if (!bpf_map_lookup_elem(&targets, &tgid))
+		return 0;
+	ts = thread_get(tid, tgid);
+	if (!ts)
+		return 0;
+	if (ts->wait_epfd < 0) {
+		/* attached while this thread sat in epoll_wait: the fd is
+		 * still in the saved registers */
+		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+
+		ts->wait_epfd = (__s32)BPF_CORE_READ(regs, di);
+		ts->cand_epfd = ts->wait_epfd;
+		ts->cand_count = 1;
+	}
+	if (ts->is_loop ? ts->wait_epfd == ts->loop_epfd : ts->wait_epfd == ts->cand_epfd) {
+		ts->in_wait = 0;
+		iteration_open(ts, tid, bpf_ktime_get_ns());
+	}
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_epoll_wait")
+int epoll_wait_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return epoll_enter((__s32)ctx->args[0]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_epoll_pwait")
+int epoll_pwait_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return epoll_enter((__s32)ctx->args[0]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_epoll_pwait2")
+int epoll_pwait2_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return epoll_enter((__s32)ctx->args[0]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_epoll_wait")
+int epoll_wait_exit(void *ctx)
+{
+	return epoll_exit();
+}
+
+SEC("tracepoint/syscalls/sys_exit_epoll_pwait")
+int epoll_pwait_exit(void *ctx)
+{
+	return epoll_exit();
+}
+
+SEC("tracepoint/syscalls/sys_exit_epoll_pwait2")
+int epoll_pwait2_exit(void *ctx)
+{
+	return epoll_exit();
+}
+
+static __always_inline void switch_out(struct task_struct *prev, bool preempt,
+				       unsigned int prev_state, __u64 now)
+{
+	__u32 tgid = BPF_CORE_READ(prev, tgid), tid = BPF_CORE_READ(prev, pid);
+	struct ls_target_cfg *cfg = bpf_map_lookup_elem(&targets, &tgid);
+	struct thread_state *ts;
+	struct pending_sleep *ps;
+	struct pt_regs *regs;
+
+	if (!cfg)
+		return;
+	ts = bpf_map_lookup_elem(&threads, &tid);
+	if (!ts || !ts->is_loop || !ts->iter_start)
+		return;
+	ts->off_start = now;
+	ts->wake_ts = 0;
+	ts->waker_tid = 0;
+	if (preempt || !(prev_state & 0xff)) {
+		ts->off_kind = 2;
+		return;
+	}
+	ts->off_kind = 1;
+	ps = bpf_map_lookup_elem(&pending, &tid);
+	if (!ps) {
+		__u32 z = 0;
+		struct pending_sleep *zero = bpf_map_lookup_elem(&zero_sleep, &z);
+
+		/* the value is too large for the BPF stack: insert a copy of
+		 * an all-zero map value, then fill it in place */
+		if (!zero)
+			return;
+		bpf_map_update_elem(&pending, &tid, zero, BPF_ANY);
+		ps = bpf_map_lookup_elem(&pending, &tid);
+		if (!ps)
+			return;
+	}
+	ps->start = now;
+	ps->state = prev_state;
+	regs = (struct pt_regs *)bpf_task_pt_regs(prev);
+	ps->nr = (__s32)BPF_CORE_READ(regs, orig_ax);
+	ps->args[0] = BPF_CORE_READ(regs, di);
+	ps->args[1] = BPF_CORE_READ(regs, si);
+	ps->args[2] = BPF_CORE_READ(regs, dx);
+	stack_walk(prev, &cfg->py, &ps->stack);
+}
+
+static __always_inline void switch_in(struct task_struct *next, __u64 now)
+{
+	__u32 tgid = BPF_CORE_READ(next, tgid), tid = BPF_CORE_READ(next, pid);
+	struct thread_state *ts;
+	struct pending_sleep *ps;
+	struct ls_ev_sleep *e;
+	__u64 wake, blocked, runnable;
+
+	if (!bpf_map_lookup_elem(&targets, &tgid))
+		return;
+	ts = bpf_map_lookup_elem(&threads, &tid);
+	if (!ts || !ts->off_kind)
+		return;
+	if (ts->off_kind == 2 || !ts->iter_start) {
+		if (ts->iter_start) {
+			ts->runnable_ns += now - ts->off_start;
+			ts->npreempt++;
+		}
+		ts->off_kind = 0;
+		return;
+	}
+	ts->off_kind = 0;
+	wake = ts->wake_ts >= ts->off_start && ts->wake_ts <= now ? ts->wake_ts : now;
+	blocked = wake - ts->off_start;
+	runnable = now - wake;
+	ts->blocked_ns += blocked;
+	ts->runnable_ns += runnable;
+	ts->nsleeps++;
+	if (blocked < min_sleep_ns)
+		return;
+	ps = bpf_map_lookup_elem(&pending, &tid);
+	if (!ps || ps->start != ts->off_start)
+		return;
+	e = event_reserve(sizeof(*e));
+	if (!e)
+		return;
+	hdr_fill(&e->h, LS_EV_SLEEP, tid, tgid, now);
+	e->start = ts->off_start;
+	e->blocked_ns = blocked;
+	e->runnable_ns = runnable;
+	e->args[0] = ps->args[0];
+	e->args[1] = ps->args[1];
+	e->args[2] = ps->args[2];
+	e->iter_start = ts->iter_start;
+	e->nr = ps->nr;
+	e->state = ps->state;
+	e->waker_tid = ts->waker_tid;
+	e->pad = 0;
+	if (bpf_probe_read_kernel(&e->stack, sizeof(e->stack), &ps->stack))
+		e->stack.nframes = 0;
+	bpf_ringbuf_submit(e, 0);
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev,
+	     struct task_struct *next, unsigned int prev_state)
+{
+	__u64 now = bpf_ktime_get_ns();
+
+	switch_out(prev, preempt, prev_state, now);
+	switch_in(next, now);
+	return 0;
+}
+
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(on_sched_wakeup, struct task_struct *p)
+{
+	__u32 tgid = BPF_CORE_READ(p, tgid), tid = BPF_CORE_READ(p, pid);
+	struct thread_state *ts;
+
+	if (!bpf_map_lookup_elem(&targets, &tgid))
+		return 0;
+	ts = bpf_map_lookup_elem(&threads, &tid);
+	if (ts && ts->off_kind == 1 && !ts->wake_ts) {
+		ts->wake_ts = bpf_ktime_get_ns();
+		ts->waker_tid = (__u32)bpf_get_current_pid_tgid();
+	}
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_process_exit, struct task_struct *p)
+{
+	__u32 tgid = BPF_CORE_READ(p, tgid), tid = BPF_CORE_READ(p, pid);
+
+	if (!bpf_map_lookup_elem(&targets, &tgid))
+		return 0;
+	bpf_map_delete_elem(&threads, &tid);
+	bpf_map_delete_elem(&pending, &tid);
+	return 0;
+}
+
+SEC("perf_event")
+int on_sample(struct bpf_perf_event_data *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32, tid = (__u32)id;
+	struct ls_target_cfg *cfg = bpf_map_lookup_elem(&targets, &tgid);
+	struct thread_state *ts;
+	struct ls_ev_sample *e;
+	struct task_struct *task;
+	__u64 now;
+
+	if (!cfg)
+		return 0;
+	ts = bpf_map_lookup_elem(&threads, &tid);
+	if (!ts || !ts->is_loop || !ts->iter_start)
+		return 0;
+	now = bpf_ktime_get_ns();
+	if (now - ts->iter_start < sample_after_ns)
+		return 0;
+	counter_add(LS_CNT_SAMPLES, 1);
+	e = event_reserve(sizeof(*e));
+	if (!e)
+		return 0;
+	task = bpf_get_current_task_btf();
+	hdr_fill(&e->h, LS_EV_SAMPLE, tid, tgid, now);
+	e->iter_start = ts->iter_start;
+	/* kernel text lives in the upper half on x86_64 */
+	e->user_mode = ctx->regs.ip < 0xffff800000000000ULL;
+	e->nr = -1;
+	if (!e->user_mode) {
+		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+		long nr = BPF_CORE_READ(regs, orig_ax);
+
+		e->nr = nr >= 0 && nr < 1024 ? (__s32)nr : -1;
+	}
+	stack_walk(task, &cfg->py, &e->stack);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}

@@ -1,0 +1,513 @@
+#include "model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define NR_FUTEX 202
+#define PENDING_MAX 1024  /* events kept per loop thread for the running iteration */
+
+struct pending {
+	uint32_t tid;
+	int is_sample;
+	uint64_t ts, start, blocked_ns, iter_start;
+	int nr;
+	int blocking;         /* already reported as a blocking_syscall finding */
+	uint64_t finding_key;
+	struct mstack stack;
+};
+
+struct model {
+	struct model_config cfg;
+	struct loop_info *loops;
+	size_t nloops, caploops;
+	struct finding *findings;
+	size_t nfindings, capfindings;
+	struct pending *pend;
+	size_t npend, cappend;
+	char **strs;
+	size_t nstrs, capstrs;   /* open addressing, capstrs a power of two */
+};
+
+static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		h ^= b[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+static uint64_t hash_str(const char *s)
+{
+	return hash_bytes(0xcbf29ce484222325ULL, s, strlen(s));
+}
+
+struct model *model_new(const struct model_config *cfg)
+{
+	struct model *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return NULL;
+	m->cfg = *cfg;
+	m->capstrs = 1024;
+	m->strs = calloc(m->capstrs, sizeof(*m->strs));
+	if (!m->strs) {
+		free(m);
+		return NULL;
+	}
+	return m;
+}
+
+void model_free(struct model *m)
+{
+	size_t i;
+
+	if (!m)
+		return;
+	for (i = 0; i < m->capstrs; i++)
+		free(m->strs[i]);
+	free(m->strs);
+	free(m->loops);
+	free(m->findings);
+	free(m->pend);
+	free(m);
+}
+
+static int strs_grow(struct model *m)
+{
+	size_t cap = m->capstrs * 2, i;
+	char **n = calloc(cap, sizeof(*n));
+
+	if (!n)
+		return -1;
+	for (i = 0; i < m->capstrs; i++) {
+		size_t j;
+
+		if (!m->strs[i])
+			continue;
+		for (j = hash_str(m->strs[i]) & (cap - 1); n[j]; j = (j + 1) & (cap - 1))
+			;
+		n[j] = m->strs[i];
+	}
+	free(m->strs);
+	m->strs = n;
+	m->capstrs = cap;
+	return 0;
+}
+
+const char *model_intern(struct model *m, const char *s)
+{
+	size_t j;
+
+	if (!s)
+		return NULL;
+	if ((m->nstrs + 1) * 2 > m->capstrs && strs_grow(m) < 0)
+		return NULL;
+	for (j = hash_str(s) & (m->capstrs - 1); m->strs[j]; j = (j + 1) & (m->capstrs - 1))
+		if (!strcmp(m->strs[j], s))
+			return m->strs[j];
+	m->strs[j] = strdup(s);
+	if (!m->strs[j])
+		return NULL;
+	m->nstrs++;
+	return m->strs[j];
+}
+
+void model_set_gil(struct model *m, uint64_t addr, uint64_t size)
+{
+	m->cfg.gil_addr = addr;
+	m->cfg.gil_size = size;
+}
+
+static void *grow(void *arr, size_t *cap, size_t need, size_t elem)
+{
+	size_t n = *cap ? *cap : 16;
+	void *p;
+
+	if (need <= *cap)
+		return arr;
+	while (n < need)
+		n *= 2;
+	p = realloc(arr, n * elem);
+	if (!p)
+		return NULL;
+	memset((char *)p + *cap * elem, 0, (n - *cap) * elem);
+	*cap = n;
+	return p;
+}
+
+struct loop_info *model_loop(struct model *m, uint32_t tid, int create)
+{
+	struct loop_info *l;
+	size_t i;
+
+	for (i = 0; i < m->nloops; i++)
+		if (m->loops[i].tid == tid)
+			return &m->loops[i];
+	if (!create)
+		return NULL;
+	l = grow(m->loops, &m->caploops, m->nloops + 1, sizeof(*l));
+	if (!l)
+		return NULL;
+	m->loops = l;
+	l = &m->loops[m->nloops++];
+	memset(l, 0, sizeof(*l));
+	l->tid = tid;
+	l->epfd = -1;
+	return l;
+}
+
+void model_loop_update(struct model *m, uint32_t tid, const struct ls_loop_stats *st)
+{
+	struct loop_info *l = model_loop(m, tid, 1);
+
+	if (!l)
+		return;
+	l->epfd = st->epfd;
+	l->iterations = st->iterations;
+	l->busy_ns = st->busy_ns;
+	l->max_ns = st->max_ns;
+	l->stalls = st->stalls;
+	l->first_ts = st->first_ts;
+	l->iter_start = st->iter_start;
+	memcpy(l->hist, st->hist, sizeof(l->hist));
+}
+
+uint64_t loop_percentile_ns(const struct loop_info *l, double pct)
+{
+	uint64_t total = 0, seen = 0, want;
+	size_t b;
+
+	for (b = 0; b < LS_HIST_BUCKETS; b++)
+		total += l->hist[b];
+	if (!total)
+		return 0;
+	want = (uint64_t)((double)total * pct / 100.0 + 0.5);
+	if (want < 1)
+		want = 1;
+	for (b = 0; b < LS_HIST_BUCKETS; b++) {
+		seen += l->hist[b];
+		if (seen >= want) {
+			/* upper bound of the bucket, never above the observed max */
+			uint64_t hi_us;
+
+			if (b < 16) {
+				hi_us = b + 1;
+			} else {
+				uint32_t e = 4 + (uint32_t)(b - 16) / 8, sub = (uint32_t)(b - 16) % 8;
+
+				hi_us = (8ULL + sub + 1) << (e - 3);
+			}
+			return hi_us * 1000 < l->max_ns || !l->max_ns ? hi_us * 1000 : l->max_ns;
+		}
+	}
+	return l->max_ns;
+}
+
+static uint64_t stack_hash(uint64_t h, const struct mstack *s, int with_leaf_line)
+{
+	int i;
+
+	for (i = 0; i < s->n; i++) {
+		uintptr_t fn = (uintptr_t)s->f[i].function, fi = (uintptr_t)s->f[i].file;
+		int line = i == 0 && !with_leaf_line ? 0 : s->f[i].line;
+
+		h = hash_bytes(h, &fn, sizeof(fn));
+		h = hash_bytes(h, &fi, sizeof(fi));
+		h = hash_bytes(h, &line, sizeof(line));
+	}
+	return h;
+}
+
+static struct finding *finding_get(struct model *m, enum finding_kind kind, uint32_t tid,
+				   int nr, uint64_t key, const struct mstack *stack)
+{
+	struct finding *f;
+	size_t i;
+
+	for (i = 0; i < m->nfindings; i++)
+		if (m->findings[i].key == key && m->findings[i].kind == kind && m->findings[i].tid == tid)
+			return &m->findings[i];
+	f = grow(m->findings, &m->capfindings, m->nfindings + 1, sizeof(*f));
+	if (!f)
+		return NULL;
+	m->findings = f;
+	f = &m->findings[m->nfindings++];
+	memset(f, 0, sizeof(*f));
+	f->kind = kind;
+	f->tid = tid;
+	f->nr = nr;
+	f->key = key;
+	if (stack)
+		f->stack = *stack;
+	return f;
+}
+
+static int sleep_is_gil(const struct model *m, const struct model_sleep *s)
+{
+	return s->nr == NR_FUTEX && m->cfg.gil_addr && s->args[0] >= m->cfg.gil_addr &&
+	       s->args[0] < m->cfg.gil_addr + m->cfg.gil_size;
+}
+
+/* Forget events of iterations older than iter_start (they ended without a
+ * stall) and, when inclusive, of iter_start itself. */
+static void pending_drop(struct model *m, uint32_t tid, uint64_t iter_start, int inclusive)
+{
+	size_t i, j = 0;
+
+	for (i = 0; i < m->npend; i++) {
+		struct pending *p = &m->pend[i];
+		int old = p->tid == tid && (p->iter_start < iter_start ||
+					    (inclusive && p->iter_start == iter_start));
+
+		if (!old) {
+			if (j != i)
+				m->pend[j] = *p;
+			j++;
+		}
+	}
+	m->npend = j;
+}
+
+static void pending_add(struct model *m, const struct pending *p)
+{
+	size_t i, n = 0;
+	struct pending *np;
+
+	for (i = 0; i < m->npend; i++)
+		n += m->pend[i].tid == p->tid;
+	if (n >= PENDING_MAX)
+		return;  /* a huge stall keeps its first PENDING_MAX events */
+	np = grow(m->pend, &m->cappend, m->npend + 1, sizeof(*np));
+	if (!np)
+		return;
+	m->pend = np;
+	m->pend[m->npend++] = *p;
+}
+
+void model_add_sleep(struct model *m, const struct model_sleep *s)
+{
+	struct pending p;
+	struct loop_info *l = model_loop(m, s->tid, 1);
+
+	pending_drop(m, s->tid, s->iter_start, 0);
+	memset(&p, 0, sizeof(p));
+	p.tid = s->tid;
+	p.ts = s->ts;
+	p.start = s->start;
+	p.blocked_ns = s->blocked_ns;
+	p.iter_start = s->iter_start;
+	p.nr = s->nr;
+	if (s->stack)
+		p.stack = *s->stack;
+	if (sleep_is_gil(m, s)) {
+		if (l) {
+			l->gil_wait_ns += s->blocked_ns;
+			l->gil_waits++;
+		}
+		p.nr = -2;  /* shown as "gil" in stall breakdowns */
+	} else if (s->nr >= 0 && s->blocked_ns >= m->cfg.block_ns) {
+		uint64_t key = stack_hash(hash_bytes(0xcbf29ce484222325ULL, &s->nr, sizeof(s->nr)),
+					  &p.stack, 1);
+		struct finding *f = finding_get(m, FINDING_BLOCKING_SYSCALL, s->tid, s->nr, key, &p.stack);
+
+		if (f) {
+			f->count++;
+			f->total_ns += s->blocked_ns;
+			if (s->blocked_ns > f->max_ns)
+				f->max_ns = s->blocked_ns;
+			if (!f->first_ts)
+				f->first_ts = s->start;
+			f->last_ts = s->ts;
+			if (s->fd_kind && !f->fd_kind[0]) {
+				strncpy(f->fd_kind, s->fd_kind, sizeof(f->fd_kind) - 1);
+				f->fd_kind[sizeof(f->fd_kind) - 1] = '\0';
+			}
+			p.blocking = 1;
+			p.finding_key = key;
+		}
+	}
+	pending_add(m, &p);
+}
+
+void model_add_sample(struct model *m, const struct model_sample *s)
+{
+	struct pending p;
+
+	pending_drop(m, s->tid, s->iter_start, 0);
+	memset(&p, 0, sizeof(p));
+	p.tid = s->tid;
+	p.is_sample = 1;
+	p.ts = s->ts;
+	p.iter_start = s->iter_start;
+	p.nr = s->nr;
+	if (s->stack)
+		p.stack = *s->stack;
+	pending_add(m, &p);
+}
+
+static void sys_add(struct finding *f, int nr, uint64_t blocked, uint64_t count, uint64_t samples)
+{
+	int i;
+
+	for (i = 0; i < f->nsys; i++)
+		if (f->sys[i].nr == nr)
+			break;
+	if (i == f->nsys) {
+		if (f->nsys == MODEL_MAX_SYS)
+			return;
+		f->nsys++;
+		memset(&f->sys[i], 0, sizeof(f->sys[i]));
+		f->sys[i].nr = nr;
+	}
+	f->sys[i].blocked_ns += blocked;
+	f->sys[i].count += count;
+	f->sys[i].samples += samples;
+}
+
+static int leaf_equal(const struct mstack *a, const struct mstack *b)
+{
+	if (!a->n || !b->n)
+		return a->n == b->n;
+	return a->f[0].function == b->f[0].function && a->f[0].file == b->f[0].file &&
+	       a->f[0].line == b->f[0].line;
+}
+
+void model_add_stall(struct model *m, uint32_t tid, uint64_t start, uint64_t end,
+		     uint64_t blocked_ns, uint64_t runnable_ns)
+{
+	uint64_t dur = end - start, explained = 0, longest = 0, key;
+	const struct pending *dom = NULL, *longest_sleep = NULL;
+	size_t i, j, nsamples = 0, best = 0;
+	struct finding *f;
+	struct mstack empty;
+
+	for (i = 0; i < m->npend; i++) {
+		const struct pending *p = &m->pend[i];
+
+		if (p->tid != tid || p->iter_start != start)
+			continue;
+		if (p->is_sample) {
+			size_t same = 0;
+
+			nsamples++;
+			for (j = 0; j < m->npend; j++)
+				if (m->pend[j].tid == tid && m->pend[j].iter_start == start &&
+				    m->pend[j].is_sample && leaf_equal(&m->pend[j].stack, &p->stack))
+					same++;
+			if (same > best) {
+				best = same;
+				dom = p;
+			}
+		} else {
+			if (p->blocking)
+				explained += p->blocked_ns;
+			if (p->blocked_ns > longest) {
+				longest = p->blocked_ns;
+				longest_sleep = p;
+			}
+		}
+	}
+	/* mostly one or more reported blocking syscalls: credit them */
+	if (explained * 2 >= dur) {
+		for (i = 0; i < m->npend; i++) {
+			const struct pending *p = &m->pend[i];
+
+			if (p->tid != tid || p->iter_start != start || !p->blocking)
+				continue;
+			for (j = 0; j < m->nfindings; j++)
+				if (m->findings[j].key == p->finding_key && m->findings[j].tid == tid &&
+				    m->findings[j].kind == FINDING_BLOCKING_SYSCALL) {
+					m->findings[j].stalls++;
+					break;
+				}
+			break;
+		}
+		pending_drop(m, tid, start, 1);
+		return;
+	}
+	memset(&empty, 0, sizeof(empty));
+	/* group by the dominant stack: its callers exactly, its leaf by function */
+	if (dom && best * 4 >= nsamples)
+		;
+	else if (longest_sleep && (!dom || longest * 2 >= dur))
+		dom = longest_sleep, best = 0;
+	key = stack_hash(0x84222325cbf29ce4ULL, dom ? &dom->stack : &empty, 0);
+	f = finding_get(m, FINDING_STALL, tid, -1, key, dom ? &dom->stack : &empty);
+	if (!f)
+		goto cleanup;
+	if (dom && f->count && dom->is_sample) {
+		/* keep the most recent dominant stack, lines may differ */
+		f->stack = dom->stack;
+	}
+	f->count++;
+	f->total_ns += dur;
+	if (dur > f->max_ns)
+		f->max_ns = dur;
+	if (!f->first_ts)
+		f->first_ts = start;
+	f->last_ts = end;
+	f->blocked_ns += blocked_ns < dur ? blocked_ns : dur;
+	f->runnable_ns += runnable_ns;
+	f->on_cpu_ns += dur > blocked_ns + runnable_ns ? dur - blocked_ns - runnable_ns : 0;
+	f->samples += nsamples;
+	f->dominant_samples += best;
+	for (i = 0; i < m->npend; i++) {
+		const struct pending *p = &m->pend[i];
+
+		if (p->tid != tid || p->iter_start != start)
+			continue;
+		if (p->is_sample) {
+			if (p->nr >= 0)
+				sys_add(f, p->nr, 0, 0, 1);
+		} else {
+			sys_add(f, p->nr, p->blocked_ns, 1, 0);
+		}
+	}
+cleanup:
+	pending_drop(m, tid, start, 1);
+}
+
+size_t model_nloops(const struct model *m) { return m->nloops; }
+const struct loop_info *model_loop_at(const struct model *m, size_t i)
+{
+	return i < m->nloops ? &m->loops[i] : NULL;
+}
+size_t model_nfindings(const struct model *m) { return m->nfindings; }
+const struct finding *model_finding_at(const struct model *m, size_t i)
+{
+	return i < m->nfindings ? &m->findings[i] : NULL;
+}
+const struct model_config *model_cfg(const struct model *m) { return &m->cfg; }
+
+static int finding_cmp(const void *a, const void *b)
+{
+	const struct finding *x = *(const struct finding *const *)a, *y = *(const struct finding *const *)b;
+
+	if (x->total_ns != y->total_ns)
+		return x->total_ns > y->total_ns ? -1 : 1;
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	return 0;
+}
+
+size_t model_findings_sorted(const struct model *m, const struct finding ***out)
+{
+	const struct finding **v;
+	size_t i;
+
+	*out = NULL;
+	if (!m->nfindings)
+		return 0;
+	v = malloc(m->nfindings * sizeof(*v));
+	if (!v)
+		return 0;
+	for (i = 0; i < m->nfindings; i++)
+		v[i] = &m->findings[i];
+	qsort(v, m->nfindings, sizeof(*v), finding_cmp);
+	*out = v;
+	return m->nfindings;
+}

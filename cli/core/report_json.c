@@ -1,0 +1,175 @@
+#include "report.h"
+#include "syscalls.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+
+const char *report_syscall_label(int nr)
+{
+	const char *n;
+
+	if (nr == -2)
+		return "gil";
+	if (nr < 0)
+		return "(no syscall)";
+	n = syscall_name(nr);
+	return n ? n : "unknown";
+}
+
+static double ms(uint64_t ns)
+{
+	/* 3 decimals: stable output, sub-ms precision kept */
+	return (double)(int64_t)(ns / 1000) / 1000.0;
+}
+
+static const char *thread_name(const struct model *m, uint32_t tid)
+{
+	size_t i;
+
+	for (i = 0; i < model_nloops(m); i++)
+		if (model_loop_at(m, i)->tid == tid)
+			return model_loop_at(m, i)->name;
+	return "";
+}
+
+static cJSON *stack_json(const struct mstack *s)
+{
+	cJSON *arr = cJSON_CreateArray();
+	int i;
+
+	for (i = 0; arr && i < s->n; i++) {
+		cJSON *f = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(f, "function", s->f[i].function ? s->f[i].function : "?");
+		cJSON_AddStringToObject(f, "file", s->f[i].file ? s->f[i].file : "?");
+		if (s->f[i].line >= 0)
+			cJSON_AddNumberToObject(f, "line", s->f[i].line);
+		else
+			cJSON_AddNullToObject(f, "line");
+		cJSON_AddItemToArray(arr, f);
+	}
+	return arr;
+}
+
+static const char *kind_name(enum finding_kind k)
+{
+	return k == FINDING_STALL ? "stall" : "blocking_syscall";
+}
+
+static cJSON *finding_json(const struct model *m, const struct finding *f)
+{
+	cJSON *o = cJSON_CreateObject();
+	int i;
+
+	cJSON_AddStringToObject(o, "kind", kind_name(f->kind));
+	cJSON_AddNumberToObject(o, "tid", f->tid);
+	cJSON_AddStringToObject(o, "thread_name", thread_name(m, f->tid));
+	if (f->kind == FINDING_BLOCKING_SYSCALL)
+		cJSON_AddStringToObject(o, "syscall", report_syscall_label(f->nr));
+	else
+		cJSON_AddNullToObject(o, "syscall");
+	cJSON_AddNumberToObject(o, "count", (double)f->count);
+	cJSON_AddNumberToObject(o, "total_ms", ms(f->total_ns));
+	cJSON_AddNumberToObject(o, "max_ms", ms(f->max_ns));
+	cJSON_AddItemToObject(o, "python_stack", stack_json(&f->stack));
+	if (f->kind == FINDING_BLOCKING_SYSCALL) {
+		if (f->fd_kind[0])
+			cJSON_AddStringToObject(o, "fd_kind", f->fd_kind);
+		else
+			cJSON_AddNullToObject(o, "fd_kind");
+		cJSON_AddNumberToObject(o, "stalls", (double)f->stalls);
+	} else {
+		cJSON *b = cJSON_AddObjectToObject(o, "breakdown");
+		cJSON *sys = cJSON_CreateArray();
+
+		cJSON_AddNumberToObject(b, "on_cpu_ms", ms(f->on_cpu_ns));
+		cJSON_AddNumberToObject(b, "blocked_ms", ms(f->blocked_ns));
+		cJSON_AddNumberToObject(b, "runnable_ms", ms(f->runnable_ns));
+		for (i = 0; i < f->nsys; i++) {
+			cJSON *s = cJSON_CreateObject();
+
+			cJSON_AddStringToObject(s, "syscall", report_syscall_label(f->sys[i].nr));
+			cJSON_AddNumberToObject(s, "blocked_ms", ms(f->sys[i].blocked_ns));
+			cJSON_AddNumberToObject(s, "count", (double)f->sys[i].count);
+			cJSON_AddNumberToObject(s, "samples", (double)f->sys[i].samples);
+			cJSON_AddItemToArray(sys, s);
+		}
+		cJSON_AddItemToObject(b, "syscalls", sys);
+		cJSON_AddNumberToObject(o, "samples", (double)f->samples);
+		if (f->samples)
+			cJSON_AddNumberToObject(o, "dominant_share",
+						(double)(int)(1000.0 * (double)f->dominant_samples / (double)f->samples) / 1000.0);
+		else
+			cJSON_AddNullToObject(o, "dominant_share");
+	}
+	return o;
+}
+
+char *report_json_render(const struct model *m, const struct report_meta *meta)
+{
+	cJSON *root = cJSON_CreateObject(), *t, *rt, *loops, *arr;
+	const struct finding **sorted = NULL;
+	size_t i, n;
+	char *out = NULL;
+
+	if (!root)
+		return NULL;
+	cJSON_AddStringToObject(root, "schema", REPORT_SCHEMA);
+	cJSON_AddStringToObject(root, "loopspy_version", meta->version ? meta->version : "");
+	t = cJSON_AddObjectToObject(root, "target");
+	cJSON_AddNumberToObject(t, "pid", meta->pid);
+	cJSON_AddStringToObject(t, "command", meta->command ? meta->command : "");
+	rt = cJSON_AddObjectToObject(t, "runtime");
+	cJSON_AddStringToObject(rt, "name", meta->runtime_name ? meta->runtime_name : "unknown");
+	if (meta->runtime_version)
+		cJSON_AddStringToObject(rt, "version", meta->runtime_version);
+	else
+		cJSON_AddNullToObject(rt, "version");
+	if (meta->runtime_path)
+		cJSON_AddStringToObject(rt, "path", meta->runtime_path);
+	cJSON_AddBoolToObject(rt, "python_stacks", meta->stacks);
+	if (!meta->stacks)
+		cJSON_AddStringToObject(rt, "python_stacks_unavailable",
+					meta->stacks_reason ? meta->stacks_reason : "unknown");
+	if (meta->exit_status >= 0)
+		cJSON_AddNumberToObject(t, "exit_status", meta->exit_status);
+	cJSON_AddStringToObject(root, "started_at", meta->started_at ? meta->started_at : "");
+	cJSON_AddNumberToObject(root, "duration_ms", ms(meta->duration_ns));
+	cJSON_AddStringToObject(root, "end_reason", meta->end_reason ? meta->end_reason : "");
+	cJSON_AddNumberToObject(root, "dropped_events", (double)meta->dropped_events);
+	cJSON_AddNumberToObject(root, "events", (double)meta->events);
+	{
+		cJSON *th = cJSON_AddObjectToObject(root, "thresholds");
+
+		cJSON_AddNumberToObject(th, "stall_ms", ms(model_cfg(m)->stall_ns));
+		cJSON_AddNumberToObject(th, "block_ms", ms(model_cfg(m)->block_ns));
+	}
+	loops = cJSON_AddArrayToObject(root, "loops");
+	for (i = 0; i < model_nloops(m); i++) {
+		const struct loop_info *l = model_loop_at(m, i);
+		cJSON *o = cJSON_CreateObject(), *lag;
+		uint64_t window = meta->duration_ns;
+
+		cJSON_AddNumberToObject(o, "tid", l->tid);
+		cJSON_AddStringToObject(o, "thread_name", l->name);
+		cJSON_AddNumberToObject(o, "epoll_fd", l->epfd);
+		cJSON_AddNumberToObject(o, "iterations", (double)l->iterations);
+		cJSON_AddNumberToObject(o, "stalls", (double)l->stalls);
+		lag = cJSON_AddObjectToObject(o, "lag_ms");
+		cJSON_AddNumberToObject(lag, "p50", ms(loop_percentile_ns(l, 50)));
+		cJSON_AddNumberToObject(lag, "p99", ms(loop_percentile_ns(l, 99)));
+		cJSON_AddNumberToObject(lag, "max", ms(l->max_ns));
+		cJSON_AddNumberToObject(o, "busy_ratio",
+					window ? (double)(int)(1000.0 * (double)l->busy_ns / (double)window) / 1000.0 : 0);
+		cJSON_AddNumberToObject(o, "gil_wait_ms", ms(l->gil_wait_ns));
+		cJSON_AddItemToArray(loops, o);
+	}
+	arr = cJSON_AddArrayToObject(root, "findings");
+	n = model_findings_sorted(m, &sorted);
+	for (i = 0; i < n; i++)
+		cJSON_AddItemToArray(arr, finding_json(m, sorted[i]));
+	free(sorted);
+	out = cJSON_Print(root);
+	cJSON_Delete(root);
+	return out;
+}

@@ -1,0 +1,105 @@
+#include "report.h"
+
+#include <stdlib.h>
+
+static void dur_fmt(char *buf, size_t n, uint64_t ns)
+{
+	if (ns >= 1000000000ULL)
+		snprintf(buf, n, "%.2f s", (double)ns / 1e9);
+	else if (ns >= 1000000ULL)
+		snprintf(buf, n, "%.0f ms", (double)ns / 1e6);
+	else
+		snprintf(buf, n, "%.2f ms", (double)ns / 1e6);
+}
+
+static const char *loop_name(const struct model *m, uint32_t tid)
+{
+	size_t i;
+
+	for (i = 0; i < model_nloops(m); i++)
+		if (model_loop_at(m, i)->tid == tid)
+			return model_loop_at(m, i)->name;
+	return "?";
+}
+
+static void stack_write(FILE *out, const struct mstack *s, int max, const char *leaf_note)
+{
+	int i;
+
+	if (!s->n) {
+		fprintf(out, "    (no Python stack)\n");
+		return;
+	}
+	for (i = 0; i < s->n && i < max; i++) {
+		fprintf(out, "    %-24s %s:%d", s->f[i].function ? s->f[i].function : "?",
+			s->f[i].file ? s->f[i].file : "?", s->f[i].line);
+		if (i == 0 && leaf_note)
+			fprintf(out, "   %s", leaf_note);
+		fputc('\n', out);
+	}
+	if (s->n > max)
+		fprintf(out, "    ... %d more frames\n", s->n - max);
+}
+
+void report_summary_write(FILE *out, const struct model *m, const struct report_meta *meta)
+{
+	const struct finding **sorted = NULL;
+	char a[32], b[32], c[32], d[32];
+	size_t i, n;
+
+	dur_fmt(a, sizeof(a), meta->duration_ns);
+	fprintf(out, "\nloopspy: %s of pid %d (%s), %zu event loop%s, %llu events, %llu dropped\n",
+		a, meta->pid, meta->command ? meta->command : "?", model_nloops(m),
+		model_nloops(m) == 1 ? "" : "s", (unsigned long long)meta->events,
+		(unsigned long long)meta->dropped_events);
+	if (!meta->stacks)
+		fprintf(out, "loopspy: no Python stacks: %s\n", meta->stacks_reason ? meta->stacks_reason : "?");
+	for (i = 0; i < model_nloops(m); i++) {
+		const struct loop_info *l = model_loop_at(m, i);
+
+		dur_fmt(a, sizeof(a), loop_percentile_ns(l, 50));
+		dur_fmt(b, sizeof(b), loop_percentile_ns(l, 99));
+		dur_fmt(c, sizeof(c), l->max_ns);
+		fprintf(out, "loop  tid %u \"%s\"  %llu iterations  lag p50 %s  p99 %s  max %s  busy %.0f%%  stalls %llu\n",
+			l->tid, l->name, (unsigned long long)l->iterations, a, b, c,
+			meta->duration_ns ? 100.0 * (double)l->busy_ns / (double)meta->duration_ns : 0.0,
+			(unsigned long long)l->stalls);
+	}
+	n = model_findings_sorted(m, &sorted);
+	if (!n)
+		fprintf(out, "no findings\n");
+	for (i = 0; i < n; i++) {
+		const struct finding *f = sorted[i];
+
+		dur_fmt(a, sizeof(a), f->total_ns);
+		dur_fmt(b, sizeof(b), f->max_ns);
+		if (f->kind == FINDING_BLOCKING_SYSCALL) {
+			fprintf(out, "\nblocking_syscall  %s  x%llu  total %s  max %s  loop %s%s%s\n",
+				report_syscall_label(f->nr), (unsigned long long)f->count, a, b,
+				loop_name(m, f->tid), f->fd_kind[0] ? "  fd " : "", f->fd_kind);
+			stack_write(out, &f->stack, 8, NULL);
+		} else {
+			char note[48];
+			int k;
+
+			dur_fmt(c, sizeof(c), f->on_cpu_ns);
+			dur_fmt(d, sizeof(d), f->blocked_ns);
+			fprintf(out, "\nstall  x%llu  total %s  max %s  loop %s  (on-CPU %s, blocked %s, ",
+				(unsigned long long)f->count, a, b, loop_name(m, f->tid), c, d);
+			dur_fmt(c, sizeof(c), f->runnable_ns);
+			fprintf(out, "runnable %s)\n", c);
+			for (k = 0; k < f->nsys; k++) {
+				dur_fmt(c, sizeof(c), f->sys[k].blocked_ns);
+				fprintf(out, "    in %s: blocked %s in %llu sleeps, %llu samples\n",
+					report_syscall_label(f->sys[k].nr), c,
+					(unsigned long long)f->sys[k].count, (unsigned long long)f->sys[k].samples);
+			}
+			note[0] = '\0';
+			if (f->samples)
+				snprintf(note, sizeof(note), "(%.0f%% of samples)",
+					 100.0 * (double)f->dominant_samples / (double)f->samples);
+			stack_write(out, &f->stack, 8, note[0] ? note : NULL);
+		}
+	}
+	free(sorted);
+}

@@ -1,0 +1,40 @@
+/* The BPF side driver: open → set tunables → load → attach → poll. */
+#ifndef LOOPSPY_TRACER_H
+#define LOOPSPY_TRACER_H
+#include <stdint.h>
+#include <sys/types.h>
+#include "../bpf/loopspy.h"
+
+struct tracer;
+
+struct tracer_opts {
+	uint64_t stall_ns;
+	uint64_t sample_after_ns;
+	uint64_t min_sleep_ns;
+	int sample_hz;        /* 0: no CPU sampling */
+	int walk_stacks;
+	int verbose;          /* libbpf debug output */
+};
+
+/* Called for each ring buffer record; data points at an ls_event_hdr. */
+typedef void (*tracer_event_fn)(void *ctx, const void *data, size_t size);
+
+/* Loads and attaches everything; NULL with errno set and a message printed
+ * on failure. */
+struct tracer *tracer_open(const struct tracer_opts *o, tracer_event_fn fn, void *ctx);
+void tracer_close(struct tracer *t);
+
+int tracer_target_add(struct tracer *t, pid_t tgid, const struct ls_target_cfg *cfg);
+int tracer_target_del(struct tracer *t, pid_t tgid);
+
+/* Waits up to timeout_ms and dispatches events; returns events handled or
+ * a negative errno (-EINTR is not an error). */
+int tracer_poll(struct tracer *t, int timeout_ms);
+
+/* Visits every loop statistics entry of tgid. */
+int tracer_loops_read(struct tracer *t, pid_t tgid,
+		      void (*fn)(void *ctx, uint32_t tid, const struct ls_loop_stats *st), void *ctx);
+
+uint64_t tracer_counter(struct tracer *t, enum ls_counter c);
+
+#endif
