@@ -25,6 +25,14 @@ const volatile __u32 walk_stacks = 1;
  * offset of struct pthread (specific_1stblock, stable 2.27-2.38). */
 #define LS_TSD_MAX_OFF (0x310 + 16 * 32)
 
+/* A thread seen in epoll_wait once is a loop candidate: its first iteration
+ * is tracked so a stall in it has a breakdown, but not for longer than
+ * this, so a thread that never waits again costs nothing. */
+#define LS_CANDIDATE_NS 2000000000ULL
+
+struct thread_state;
+static __always_inline int iteration_tracked(struct thread_state *ts, __u64 now);
+
 struct thread_state {
 	__u32 tgid;
 	__s32 loop_epfd;
@@ -211,6 +219,18 @@ static __always_inline void stack_walk(struct task_struct *task,
 	return;
 fault:
 	st->status = LS_STACK_FAULT;
+}
+
+static __always_inline int iteration_tracked(struct thread_state *ts, __u64 now)
+{
+	if (!ts->iter_start)
+		return 0;
+	if (ts->is_loop)
+		return 1;
+	if (now - ts->iter_start < LS_CANDIDATE_NS)
+		return 1;
+	ts->iter_start = 0;
+	return 0;
 }
 
 static __always_inline struct thread_state *thread_get(__u32 tid, __u32 tgid)
@@ -423,7 +443,7 @@ static __always_inline void switch_out(struct task_struct *prev, bool preempt,
 	if (!cfg)
 		return;
 	ts = bpf_map_lookup_elem(&threads, &tid);
-	if (!ts || !ts->is_loop || !ts->iter_start)
+	if (!ts || !iteration_tracked(ts, now))
 		return;
 	ts->off_start = now;
 	ts->wake_ts = 0;
@@ -563,9 +583,9 @@ int on_sample(struct bpf_perf_event_data *ctx)
 	if (!cfg)
 		return 0;
 	ts = bpf_map_lookup_elem(&threads, &tid);
-	if (!ts || !ts->is_loop || !ts->iter_start)
-		return 0;
 	now = bpf_ktime_get_ns();
+	if (!ts || !iteration_tracked(ts, now))
+		return 0;
 	if (now - ts->iter_start < sample_after_ns)
 		return 0;
 	counter_add(LS_CNT_SAMPLES, 1);

@@ -144,7 +144,7 @@ static const struct mstack *stack_resolve(struct session *s, const struct ls_sta
 		if (pysym_resolve(s->sym, st->frames[i].code, st->frames[i].pos,
 				  st->frames[i].firstlineno, &f) < 0)
 			continue;
-		if (!strcmp(f.function, "<shim>"))
+		if (!strcmp(f.function, "<shim>") || !strcmp(f.function, "<interpreter trampoline>"))
 			continue;
 		out->f[out->n].function = model_intern(s->m, f.function);
 		out->f[out->n].file = model_intern(s->m, f.file);
@@ -156,8 +156,10 @@ static const struct mstack *stack_resolve(struct session *s, const struct ls_sta
 
 static void loop_announce(struct session *s, uint32_t tid, int epfd)
 {
-	struct loop_info *l = model_loop(s->m, tid, 1);
+	struct loop_info *l;
 
+	model_loop_confirm(s->m, tid);
+	l = model_loop(s->m, tid, 0);
 	if (!l || l->name[0])
 		return;
 	thread_name_get(s->pid, tid, l->name, sizeof(l->name));
@@ -194,7 +196,6 @@ static void on_event(void *ctx, const void *data, size_t size)
 			if (e->blocked_ns >= s->o.block_ns && syscall_takes_fd(e->nr))
 				ms.fd_kind = fd_kind_get(s, (int)e->args[0]);
 			ms.stack = stack_resolve(s, &e->stack);
-			loop_announce(s, h->tid, -1);
 			model_add_sleep(s->m, &ms);
 		}
 		break;
@@ -216,7 +217,6 @@ static void on_event(void *ctx, const void *data, size_t size)
 		if (size >= sizeof(struct ls_ev_stall)) {
 			const struct ls_ev_stall *e = data;
 
-			loop_announce(s, h->tid, -1);
 			model_add_stall(s->m, h->tid, e->start, e->end, e->blocked_ns, e->runnable_ns);
 		}
 		break;
@@ -612,7 +612,8 @@ static int session_main(int argc, char **argv, int run)
 
 	for (;;) {
 		uint64_t now;
-		int err = tracer_poll(s->t, 50);
+		/* while a started command initialises, look for its runtime often */
+		int err = tracer_poll(s->t, run && s->rt_state == 0 ? 5 : 50);
 
 		if (err < 0 && err != -EINTR) {
 			fprintf(stderr, "loopspy: cannot poll events: %s\n", strerror(-err));

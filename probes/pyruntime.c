@@ -102,11 +102,15 @@ static void version_from_path(const char *path, struct pyruntime *rt)
 	}
 }
 
+/* libpython3.X.so or a python3.X executable; not extension modules
+ * ("_asyncio.cpython-312-x86_64-linux-gnu.so"), which never define the
+ * runtime and can be many */
 static int basename_has_python(const char *path)
 {
 	const char *b = strrchr(path, '/');
 
-	return strstr(b ? b + 1 : path, "python") != NULL;
+	b = b ? b + 1 : path;
+	return (!strncmp(b, "libpython", 9) || !strncmp(b, "python", 6)) && !strstr(b, ".cpython-");
 }
 
 int pyruntime_find(pid_t pid, struct pyruntime *rt)

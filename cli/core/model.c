@@ -4,7 +4,7 @@
 #include <string.h>
 
 #define NR_FUTEX 202
-#define PENDING_MAX 1024  /* events kept per loop thread for the running iteration */
+#define PENDING_MAX 16384 /* events kept per loop thread for the running iteration */
 
 struct pending {
 	uint32_t tid;
@@ -13,7 +13,10 @@ struct pending {
 	int nr;
 	int blocking;         /* already reported as a blocking_syscall finding */
 	uint64_t finding_key;
-	struct mstack stack;
+	uint64_t arg0;
+	const char *fd_kind;        /* interned */
+	int classified;
+	const struct mstack *stack; /* interned */
 };
 
 struct model {
@@ -26,7 +29,12 @@ struct model {
 	size_t npend, cappend;
 	char **strs;
 	size_t nstrs, capstrs;   /* open addressing, capstrs a power of two */
+	struct mstack **stacks;  /* interned stacks, same scheme */
+	size_t nstacks, capstacks;
 };
+
+static uint64_t stack_hash(uint64_t h, const struct mstack *s, int with_leaf_line);
+static const struct mstack empty_stack;
 
 static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
 {
@@ -70,6 +78,9 @@ void model_free(struct model *m)
 	for (i = 0; i < m->capstrs; i++)
 		free(m->strs[i]);
 	free(m->strs);
+	for (i = 0; i < m->capstacks; i++)
+		free(m->stacks[i]);
+	free(m->stacks);
 	free(m->loops);
 	free(m->findings);
 	free(m->pend);
@@ -114,6 +125,54 @@ const char *model_intern(struct model *m, const char *s)
 		return NULL;
 	m->nstrs++;
 	return m->strs[j];
+}
+
+static int stack_equal(const struct mstack *a, const struct mstack *b)
+{
+	int i;
+
+	if (a->n != b->n || a->status != b->status)
+		return 0;
+	for (i = 0; i < a->n; i++)
+		if (a->f[i].function != b->f[i].function || a->f[i].file != b->f[i].file ||
+		    a->f[i].line != b->f[i].line)
+			return 0;
+	return 1;
+}
+
+/* Many events share few stacks: keep one copy of each. */
+static const struct mstack *stack_intern(struct model *m, const struct mstack *s)
+{
+	size_t j;
+
+	if (!s)
+		return &empty_stack;
+	if ((m->nstacks + 1) * 2 > m->capstacks) {
+		size_t cap = m->capstacks ? m->capstacks * 2 : 256, i;
+		struct mstack **n = calloc(cap, sizeof(*n));
+
+		if (!n)
+			return &empty_stack;
+		for (i = 0; i < m->capstacks; i++) {
+			if (!m->stacks[i])
+				continue;
+			for (j = stack_hash(1, m->stacks[i], 1) & (cap - 1); n[j]; j = (j + 1) & (cap - 1))
+				;
+			n[j] = m->stacks[i];
+		}
+		free(m->stacks);
+		m->stacks = n;
+		m->capstacks = cap;
+	}
+	for (j = stack_hash(1, s, 1) & (m->capstacks - 1); m->stacks[j]; j = (j + 1) & (m->capstacks - 1))
+		if (stack_equal(m->stacks[j], s))
+			return m->stacks[j];
+	m->stacks[j] = malloc(sizeof(*s));
+	if (!m->stacks[j])
+		return &empty_stack;
+	*m->stacks[j] = *s;
+	m->nstacks++;
+	return m->stacks[j];
 }
 
 void model_set_gil(struct model *m, uint64_t addr, uint64_t size)
@@ -162,8 +221,10 @@ struct loop_info *model_loop(struct model *m, uint32_t tid, int create)
 
 void model_loop_update(struct model *m, uint32_t tid, const struct ls_loop_stats *st)
 {
-	struct loop_info *l = model_loop(m, tid, 1);
+	struct loop_info *l;
 
+	model_loop_confirm(m, tid);
+	l = model_loop(m, tid, 0);
 	if (!l)
 		return;
 	l->epfd = st->epfd;
@@ -246,12 +307,6 @@ static struct finding *finding_get(struct model *m, enum finding_kind kind, uint
 	return f;
 }
 
-static int sleep_is_gil(const struct model *m, const struct model_sleep *s)
-{
-	return s->nr == NR_FUTEX && m->cfg.gil_addr && s->args[0] >= m->cfg.gil_addr &&
-	       s->args[0] < m->cfg.gil_addr + m->cfg.gil_size;
-}
-
 /* Forget events of iterations older than iter_start (they ended without a
  * stall) and, when inclusive, of iter_start itself. */
 static void pending_drop(struct model *m, uint32_t tid, uint64_t iter_start, int inclusive)
@@ -272,28 +327,76 @@ static void pending_drop(struct model *m, uint32_t tid, uint64_t iter_start, int
 	m->npend = j;
 }
 
-static void pending_add(struct model *m, const struct pending *p)
+/* Events of a new iteration make the buffered ones of older iterations of
+ * that thread useless (their stall, if any, was already processed). */
+static void pending_begin(struct model *m, uint32_t tid, uint64_t iter_start)
 {
-	size_t i, n = 0;
+	struct loop_info *l = model_loop(m, tid, 1);
+
+	if (l && l->pend_iter != iter_start) {
+		pending_drop(m, tid, iter_start, 0);
+		l->pend_iter = iter_start;
+	}
+}
+
+static int pending_add(struct model *m, const struct pending *p)
+{
 	struct pending *np;
 
-	for (i = 0; i < m->npend; i++)
-		n += m->pend[i].tid == p->tid;
-	if (n >= PENDING_MAX)
-		return;  /* a huge stall keeps its first PENDING_MAX events */
+	if (m->npend >= PENDING_MAX)
+		return -1;  /* a huge stall keeps its first PENDING_MAX events */
 	np = grow(m->pend, &m->cappend, m->npend + 1, sizeof(*np));
 	if (!np)
-		return;
+		return -1;
 	m->pend = np;
 	m->pend[m->npend++] = *p;
+	return 0;
+}
+
+/* Turns a buffered sleep of a confirmed loop thread into a GIL wait or a
+ * blocking_syscall finding. */
+static void sleep_classify(struct model *m, struct pending *p)
+{
+	struct loop_info *l = model_loop(m, p->tid, 0);
+	struct finding *f;
+	uint64_t key;
+
+	if (p->is_sample || p->classified || !l || !l->confirmed)
+		return;
+	p->classified = 1;
+	if (p->nr == NR_FUTEX && m->cfg.gil_addr && p->arg0 >= m->cfg.gil_addr &&
+	    p->arg0 < m->cfg.gil_addr + m->cfg.gil_size) {
+		l->gil_wait_ns += p->blocked_ns;
+		l->gil_waits++;
+		p->nr = -2;  /* shown as "gil" in stall breakdowns */
+		return;
+	}
+	if (p->nr < 0 || p->blocked_ns < m->cfg.block_ns)
+		return;
+	key = stack_hash(hash_bytes(0xcbf29ce484222325ULL, &p->nr, sizeof(p->nr)), p->stack, 1);
+	f = finding_get(m, FINDING_BLOCKING_SYSCALL, p->tid, p->nr, key, p->stack);
+	if (!f)
+		return;
+	f->count++;
+	f->total_ns += p->blocked_ns;
+	if (p->blocked_ns > f->max_ns)
+		f->max_ns = p->blocked_ns;
+	if (!f->first_ts)
+		f->first_ts = p->start;
+	f->last_ts = p->ts;
+	if (p->fd_kind && !f->fd_kind[0]) {
+		strncpy(f->fd_kind, p->fd_kind, sizeof(f->fd_kind) - 1);
+		f->fd_kind[sizeof(f->fd_kind) - 1] = '\0';
+	}
+	p->blocking = 1;
+	p->finding_key = key;
 }
 
 void model_add_sleep(struct model *m, const struct model_sleep *s)
 {
 	struct pending p;
-	struct loop_info *l = model_loop(m, s->tid, 1);
 
-	pending_drop(m, s->tid, s->iter_start, 0);
+	pending_begin(m, s->tid, s->iter_start);
 	memset(&p, 0, sizeof(p));
 	p.tid = s->tid;
 	p.ts = s->ts;
@@ -301,51 +404,40 @@ void model_add_sleep(struct model *m, const struct model_sleep *s)
 	p.blocked_ns = s->blocked_ns;
 	p.iter_start = s->iter_start;
 	p.nr = s->nr;
-	if (s->stack)
-		p.stack = *s->stack;
-	if (sleep_is_gil(m, s)) {
-		if (l) {
-			l->gil_wait_ns += s->blocked_ns;
-			l->gil_waits++;
-		}
-		p.nr = -2;  /* shown as "gil" in stall breakdowns */
-	} else if (s->nr >= 0 && s->blocked_ns >= m->cfg.block_ns) {
-		uint64_t key = stack_hash(hash_bytes(0xcbf29ce484222325ULL, &s->nr, sizeof(s->nr)),
-					  &p.stack, 1);
-		struct finding *f = finding_get(m, FINDING_BLOCKING_SYSCALL, s->tid, s->nr, key, &p.stack);
+	p.arg0 = s->args[0];
+	p.fd_kind = model_intern(m, s->fd_kind);
+	p.stack = stack_intern(m, s->stack);
+	if (pending_add(m, &p) == 0)
+		sleep_classify(m, &m->pend[m->npend - 1]);
+	else
+		sleep_classify(m, &p);
+}
 
-		if (f) {
-			f->count++;
-			f->total_ns += s->blocked_ns;
-			if (s->blocked_ns > f->max_ns)
-				f->max_ns = s->blocked_ns;
-			if (!f->first_ts)
-				f->first_ts = s->start;
-			f->last_ts = s->ts;
-			if (s->fd_kind && !f->fd_kind[0]) {
-				strncpy(f->fd_kind, s->fd_kind, sizeof(f->fd_kind) - 1);
-				f->fd_kind[sizeof(f->fd_kind) - 1] = '\0';
-			}
-			p.blocking = 1;
-			p.finding_key = key;
-		}
-	}
-	pending_add(m, &p);
+void model_loop_confirm(struct model *m, uint32_t tid)
+{
+	struct loop_info *l = model_loop(m, tid, 1);
+	size_t i;
+
+	if (!l || l->confirmed)
+		return;
+	l->confirmed = 1;
+	for (i = 0; i < m->npend; i++)
+		if (m->pend[i].tid == tid)
+			sleep_classify(m, &m->pend[i]);
 }
 
 void model_add_sample(struct model *m, const struct model_sample *s)
 {
 	struct pending p;
 
-	pending_drop(m, s->tid, s->iter_start, 0);
+	pending_begin(m, s->tid, s->iter_start);
 	memset(&p, 0, sizeof(p));
 	p.tid = s->tid;
 	p.is_sample = 1;
 	p.ts = s->ts;
 	p.iter_start = s->iter_start;
 	p.nr = s->nr;
-	if (s->stack)
-		p.stack = *s->stack;
+	p.stack = stack_intern(m, s->stack);
 	pending_add(m, &p);
 }
 
@@ -370,6 +462,8 @@ static void sys_add(struct finding *f, int nr, uint64_t blocked, uint64_t count,
 
 static int leaf_equal(const struct mstack *a, const struct mstack *b)
 {
+	if (a == b)
+		return 1;
 	if (!a->n || !b->n)
 		return a->n == b->n;
 	return a->f[0].function == b->f[0].function && a->f[0].file == b->f[0].file &&
@@ -383,7 +477,6 @@ void model_add_stall(struct model *m, uint32_t tid, uint64_t start, uint64_t end
 	const struct pending *dom = NULL, *longest_sleep = NULL;
 	size_t i, j, nsamples = 0, best = 0;
 	struct finding *f;
-	struct mstack empty;
 
 	for (i = 0; i < m->npend; i++) {
 		const struct pending *p = &m->pend[i];
@@ -396,7 +489,7 @@ void model_add_stall(struct model *m, uint32_t tid, uint64_t start, uint64_t end
 			nsamples++;
 			for (j = 0; j < m->npend; j++)
 				if (m->pend[j].tid == tid && m->pend[j].iter_start == start &&
-				    m->pend[j].is_sample && leaf_equal(&m->pend[j].stack, &p->stack))
+				    m->pend[j].is_sample && leaf_equal(m->pend[j].stack, p->stack))
 					same++;
 			if (same > best) {
 				best = same;
@@ -429,19 +522,18 @@ void model_add_stall(struct model *m, uint32_t tid, uint64_t start, uint64_t end
 		pending_drop(m, tid, start, 1);
 		return;
 	}
-	memset(&empty, 0, sizeof(empty));
 	/* group by the dominant stack: its callers exactly, its leaf by function */
 	if (dom && best * 4 >= nsamples)
 		;
 	else if (longest_sleep && (!dom || longest * 2 >= dur))
 		dom = longest_sleep, best = 0;
-	key = stack_hash(0x84222325cbf29ce4ULL, dom ? &dom->stack : &empty, 0);
-	f = finding_get(m, FINDING_STALL, tid, -1, key, dom ? &dom->stack : &empty);
+	key = stack_hash(0x84222325cbf29ce4ULL, dom ? dom->stack : &empty_stack, 0);
+	f = finding_get(m, FINDING_STALL, tid, -1, key, dom ? dom->stack : &empty_stack);
 	if (!f)
 		goto cleanup;
 	if (dom && f->count && dom->is_sample) {
 		/* keep the most recent dominant stack, lines may differ */
-		f->stack = dom->stack;
+		f->stack = *dom->stack;
 	}
 	f->count++;
 	f->total_ns += dur;
@@ -471,10 +563,23 @@ cleanup:
 	pending_drop(m, tid, start, 1);
 }
 
-size_t model_nloops(const struct model *m) { return m->nloops; }
+size_t model_nloops(const struct model *m)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < m->nloops; i++)
+		n += m->loops[i].confirmed != 0;
+	return n;
+}
+
 const struct loop_info *model_loop_at(const struct model *m, size_t i)
 {
-	return i < m->nloops ? &m->loops[i] : NULL;
+	size_t k;
+
+	for (k = 0; k < m->nloops; k++)
+		if (m->loops[k].confirmed && i-- == 0)
+			return &m->loops[k];
+	return NULL;
 }
 size_t model_nfindings(const struct model *m) { return m->nfindings; }
 const struct finding *model_finding_at(const struct model *m, size_t i)

@@ -60,6 +60,8 @@ struct loop_info {
 	uint64_t iterations, busy_ns, max_ns, stalls, first_ts;
 	uint64_t iter_start;  /* != 0 while an iteration runs (live stall) */
 	uint64_t gil_wait_ns, gil_waits;
+	uint64_t pend_iter;   /* iteration whose events are buffered */
+	int confirmed;        /* seen waiting repeatedly on its epoll fd */
 	uint32_t hist[LS_HIST_BUCKETS];
 };
 
@@ -96,6 +98,9 @@ const char *model_intern(struct model *m, const char *s);
 void model_set_gil(struct model *m, uint64_t addr, uint64_t size);
 
 struct loop_info *model_loop(struct model *m, uint32_t tid, int create);
+/* The kernel side recognised tid as an event loop: its buffered sleeps
+ * (first iteration) become findings. */
+void model_loop_confirm(struct model *m, uint32_t tid);
 void model_loop_update(struct model *m, uint32_t tid, const struct ls_loop_stats *st);
 
 void model_add_sleep(struct model *m, const struct model_sleep *s);
@@ -103,6 +108,7 @@ void model_add_sample(struct model *m, const struct model_sample *s);
 void model_add_stall(struct model *m, uint32_t tid, uint64_t start, uint64_t end,
 		     uint64_t blocked_ns, uint64_t runnable_ns);
 
+/* Confirmed loops only. */
 size_t model_nloops(const struct model *m);
 const struct loop_info *model_loop_at(const struct model *m, size_t i);
 size_t model_nfindings(const struct model *m);
