@@ -504,8 +504,9 @@ void model_add_stall(struct model *m, uint32_t tid, uint64_t start, uint64_t end
 			}
 		}
 	}
-	/* mostly one or more reported blocking syscalls: credit them */
-	if (explained * 2 >= dur) {
+	/* without the reported blocking syscalls it would not have been a
+	 * stall: credit them instead of reporting it twice */
+	if (explained && dur - (explained < dur ? explained : dur) < m->cfg.stall_ns) {
 		for (i = 0; i < m->npend; i++) {
 			const struct pending *p = &m->pend[i];
 
