@@ -504,6 +504,16 @@ void model_add_stall(struct model *m, uint32_t tid, uint64_t start, uint64_t end
 			}
 		}
 	}
+	/* the loop's own work was short: it waited for a CPU (machine
+	 * overloaded, other processes), which no line of its code caused */
+	if (dur - (runnable_ns < dur ? runnable_ns : dur) < m->cfg.stall_ns) {
+		struct loop_info *l = model_loop(m, tid, 0);
+
+		if (l)
+			l->starved_stalls++;
+		pending_drop(m, tid, start, 1);
+		return;
+	}
 	/* without the reported blocking syscalls it would not have been a
 	 * stall: credit them instead of reporting it twice */
 	if (explained && dur - (explained < dur ? explained : dur) < m->cfg.stall_ns) {

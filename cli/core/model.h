@@ -60,6 +60,7 @@ struct loop_info {
 	uint64_t iterations, busy_ns, max_ns, stalls, first_ts;
 	uint64_t iter_start;  /* != 0 while an iteration runs (live stall) */
 	uint64_t gil_wait_ns, gil_waits;
+	uint64_t starved_stalls; /* stalls made long by waiting for a CPU */
 	uint64_t pend_iter;   /* iteration whose events are buffered */
 	int confirmed;        /* seen waiting repeatedly on its epoll fd */
 	uint32_t hist[LS_HIST_BUCKETS];

@@ -155,6 +155,7 @@ char *report_json_render(const struct model *m, const struct report_meta *meta)
 		cJSON_AddNumberToObject(o, "epoll_fd", l->epfd);
 		cJSON_AddNumberToObject(o, "iterations", (double)l->iterations);
 		cJSON_AddNumberToObject(o, "stalls", (double)l->stalls);
+		cJSON_AddNumberToObject(o, "cpu_starved_stalls", (double)l->starved_stalls);
 		lag = cJSON_AddObjectToObject(o, "lag_ms");
 		cJSON_AddNumberToObject(lag, "p50", ms(loop_percentile_ns(l, 50)));
 		cJSON_AddNumberToObject(lag, "p99", ms(loop_percentile_ns(l, 99)));
