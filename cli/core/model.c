@@ -31,6 +31,9 @@ struct model {
 	size_t nstrs, capstrs;   /* open addressing, capstrs a power of two */
 	struct mstack **stacks;  /* interned stacks, same scheme */
 	size_t nstacks, capstacks;
+	struct timeline_ev *tl;  /* ring of MODEL_TIMELINE_MAX */
+	size_t tl_head, tl_len;
+	uint64_t tl_dropped;
 };
 
 static uint64_t stack_hash(uint64_t h, const struct mstack *s, int with_leaf_line);
@@ -81,6 +84,7 @@ void model_free(struct model *m)
 	for (i = 0; i < m->capstacks; i++)
 		free(m->stacks[i]);
 	free(m->stacks);
+	free(m->tl);
 	free(m->loops);
 	free(m->findings);
 	free(m->pend);
@@ -369,6 +373,8 @@ static void sleep_classify(struct model *m, struct pending *p)
 		l->gil_wait_ns += p->blocked_ns;
 		l->gil_waits++;
 		p->nr = -2;  /* shown as "gil" in stall breakdowns */
+		if (p->blocked_ns >= m->cfg.block_ns)
+			model_timeline_add(m, p->tid, TL_GIL_WAIT, -1, p->start, p->blocked_ns, p->stack);
 		return;
 	}
 	if (p->nr < 0 || p->blocked_ns < m->cfg.block_ns)
@@ -390,6 +396,7 @@ static void sleep_classify(struct model *m, struct pending *p)
 	}
 	p->blocking = 1;
 	p->finding_key = key;
+	model_timeline_add(m, p->tid, TL_BLOCKING, p->nr, p->start, p->blocked_ns, p->stack);
 }
 
 void model_add_sleep(struct model *m, const struct model_sleep *s)
@@ -511,12 +518,15 @@ void model_add_stall(struct model *m, uint32_t tid, uint64_t start, uint64_t end
 
 		if (l)
 			l->starved_stalls++;
+		model_timeline_add(m, tid, TL_STALL, -1, start, dur, NULL);
 		pending_drop(m, tid, start, 1);
 		return;
 	}
 	/* without the reported blocking syscalls it would not have been a
 	 * stall: credit them instead of reporting it twice */
 	if (explained && dur - (explained < dur ? explained : dur) < m->cfg.stall_ns) {
+		model_timeline_add(m, tid, TL_STALL, -1, start, dur,
+				   longest_sleep ? longest_sleep->stack : NULL);
 		for (i = 0; i < m->npend; i++) {
 			const struct pending *p = &m->pend[i];
 
@@ -546,6 +556,7 @@ void model_add_stall(struct model *m, uint32_t tid, uint64_t start, uint64_t end
 		/* keep the most recent dominant stack, lines may differ */
 		f->stack = *dom->stack;
 	}
+	model_timeline_add(m, tid, TL_STALL, -1, start, dur, dom ? dom->stack : &empty_stack);
 	f->count++;
 	f->total_ns += dur;
 	if (dur > f->max_ns)
@@ -572,6 +583,57 @@ void model_add_stall(struct model *m, uint32_t tid, uint64_t start, uint64_t end
 	}
 cleanup:
 	pending_drop(m, tid, start, 1);
+}
+
+void model_timeline_add(struct model *m, uint32_t tid, enum timeline_kind kind, int nr,
+			uint64_t start, uint64_t dur, const struct mstack *stack)
+{
+	struct timeline_ev *e;
+
+	if (!m->tl) {
+		m->tl = calloc(MODEL_TIMELINE_MAX, sizeof(*m->tl));
+		if (!m->tl)
+			return;
+	}
+	if (m->tl_len == MODEL_TIMELINE_MAX) {
+		/* keep the most recent: CI cares about the end of a long run */
+		m->tl_head = (m->tl_head + 1) % MODEL_TIMELINE_MAX;
+		m->tl_len--;
+		m->tl_dropped++;
+	}
+	e = &m->tl[(m->tl_head + m->tl_len) % MODEL_TIMELINE_MAX];
+	m->tl_len++;
+	e->tid = tid;
+	e->kind = kind;
+	e->nr = nr;
+	e->start = start;
+	e->dur = dur;
+	e->stack = stack ? stack_intern(m, stack) : &empty_stack;
+}
+
+size_t model_timeline(const struct model *m, const struct timeline_ev **out, uint64_t *dropped)
+{
+	struct model *mm = (struct model *)m;
+
+	*dropped = m->tl_dropped;
+	*out = NULL;
+	if (!m->tl_len)
+		return 0;
+	/* make it contiguous in time order */
+	if (m->tl_head) {
+		struct timeline_ev *v = malloc(MODEL_TIMELINE_MAX * sizeof(*v));
+		size_t i;
+
+		if (!v)
+			return 0;
+		for (i = 0; i < m->tl_len; i++)
+			v[i] = m->tl[(m->tl_head + i) % MODEL_TIMELINE_MAX];
+		free(mm->tl);
+		mm->tl = v;
+		mm->tl_head = 0;
+	}
+	*out = m->tl;
+	return m->tl_len;
 }
 
 size_t model_nloops(const struct model *m)

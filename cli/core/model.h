@@ -83,9 +83,29 @@ struct model_sample {
 	const struct mstack *stack;
 };
 
+/* Bounded log of individual events with timestamps (Chrome trace export). */
+enum timeline_kind {
+	TL_STALL = 0,
+	TL_BLOCKING = 1,
+	TL_GIL_WAIT = 2,
+	TL_LOCK_WAIT = 3,
+	TL_GC = 4,
+};
+
+struct timeline_ev {
+	uint32_t tid;
+	enum timeline_kind kind;
+	int nr;               /* syscall for TL_BLOCKING, else -1 */
+	uint64_t start, dur;  /* ns, same clock as events (CLOCK_MONOTONIC) */
+	const struct mstack *stack; /* interned, may be empty */
+};
+
+#define MODEL_TIMELINE_MAX 20000
+
 struct model_config {
 	uint64_t stall_ns;
 	uint64_t block_ns;
+	uint64_t t0_ns;       /* recording start, CLOCK_MONOTONIC */
 	uint64_t gil_addr, gil_size; /* futex waits inside are GIL waits */
 };
 
@@ -118,6 +138,11 @@ const struct model_config *model_cfg(const struct model *m);
 
 /* Sorted copy of finding pointers (by total time, descending; ties by key) */
 size_t model_findings_sorted(const struct model *m, const struct finding ***out);
+
+/* Timeline in time order (oldest first); dropped = events that did not fit. */
+size_t model_timeline(const struct model *m, const struct timeline_ev **out, uint64_t *dropped);
+void model_timeline_add(struct model *m, uint32_t tid, enum timeline_kind kind, int nr,
+			uint64_t start, uint64_t dur, const struct mstack *stack);
 
 /* Latency percentile (0..100) of a loop's iteration busy time, in ns. */
 uint64_t loop_percentile_ns(const struct loop_info *l, double pct);

@@ -203,8 +203,9 @@ int pysym_resolve(struct pysym *s, uint64_t code, uint32_t pos, uint32_t firstli
 	}
 	if (e->valid < 0)
 		return -1;
-	/* a frame that has not started yet is on its first line */
-	line = pos == 0xffffffffu ? e->fl : -1;
+	/* a frame that has not started yet is on its first line (a negative
+	 * co_firstlineno is garbage, not a line) */
+	line = pos == 0xffffffffu && e->fl >= 0 ? e->fl : -1;
 	if (e->table && pos != 0xffffffffu)
 		line = pyline_lookup(s->L->major, s->L->minor, e->table, e->table_len, e->fl, pos);
 	out->function = e->function;

@@ -165,6 +165,36 @@ char *report_json_render(const struct model *m, const struct report_meta *meta)
 		cJSON_AddNumberToObject(o, "gil_wait_ms", ms(l->gil_wait_ns));
 		cJSON_AddItemToArray(loops, o);
 	}
+	{
+		const struct timeline_ev *tl;
+		uint64_t dropped;
+		size_t k, ntl = model_timeline(m, &tl, &dropped);
+		cJSON *to = cJSON_AddObjectToObject(root, "timeline"), *ev;
+		static const char *const kinds[] = { "stall", "blocking_syscall", "gil_wait", "lock_wait", "gc" };
+
+		cJSON_AddNumberToObject(to, "dropped", (double)dropped);
+		ev = cJSON_AddArrayToObject(to, "events");
+		for (k = 0; k < ntl; k++) {
+			cJSON *o = cJSON_CreateObject();
+			uint64_t t0 = model_cfg(m)->t0_ns;
+
+			cJSON_AddNumberToObject(o, "tid", tl[k].tid);
+			cJSON_AddStringToObject(o, "kind", kinds[tl[k].kind]);
+			cJSON_AddNumberToObject(o, "start_ms", tl[k].start > t0 ? ms(tl[k].start - t0) : 0);
+			cJSON_AddNumberToObject(o, "dur_ms", ms(tl[k].dur));
+			if (tl[k].kind == TL_BLOCKING)
+				cJSON_AddStringToObject(o, "syscall", report_syscall_label(tl[k].nr));
+			if (tl[k].stack && tl[k].stack->n) {
+				const struct mframe *f = &tl[k].stack->f[0];
+
+				cJSON_AddStringToObject(o, "function", f->function ? f->function : "?");
+				cJSON_AddStringToObject(o, "file", f->file ? f->file : "?");
+				if (f->line >= 0)
+					cJSON_AddNumberToObject(o, "line", f->line);
+			}
+			cJSON_AddItemToArray(ev, o);
+		}
+	}
 	arr = cJSON_AddArrayToObject(root, "findings");
 	n = model_findings_sorted(m, &sorted);
 	for (i = 0; i < n; i++)

@@ -1,0 +1,528 @@
+/* A tracing session: attach or start, BPF events → model. */
+#define _GNU_SOURCE
+#include "session.h"
+#include "cli.h"
+#include "core/pysym.h"
+#include "core/syscalls.h"
+#include "../probes/procmem.h"
+#include "../probes/pyruntime.h"
+#include "../probes/tracer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+struct session {
+	struct session_opts o;
+	struct tracer *t;
+	struct model *m;
+	struct pyruntime rt;
+	int rt_state;             /* 0 looking, 1 ready, -1 given up */
+	struct pysym *sym;
+	pid_t pid;
+	int pidfd;
+	int child_done, child_status;
+	char comm[64];
+	char command[512];
+	char started_at[32];
+	char rtdesc[700];
+	uint64_t t0, last_loops;
+	uint64_t events;
+	struct mstack scratch;
+	char fdbuf[32];
+};
+
+uint64_t session_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void read_small(const char *path, char *buf, size_t n, int nul_to_space)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t r = fd >= 0 ? read(fd, buf, n - 1) : -1;
+	ssize_t i;
+
+	if (fd >= 0)
+		close(fd);
+	if (r < 0)
+		r = 0;
+	buf[r] = '\0';
+	while (r > 0 && (buf[r - 1] == '\n' || buf[r - 1] == '\0'))
+		buf[--r] = '\0';
+	for (i = 0; nul_to_space && i < r; i++)
+		if (buf[i] == '\0')
+			buf[i] = ' ';
+}
+
+static void thread_name_get(pid_t pid, uint32_t tid, char *buf, size_t n)
+{
+	char path[64];
+
+	/* CPython does not name its OS threads; its main thread is "MainThread" */
+	if ((pid_t)tid == pid) {
+		snprintf(buf, n, "MainThread");
+		return;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/task/%u/comm", (int)pid, tid);
+	read_small(path, buf, n, 0);
+	if (!buf[0])
+		snprintf(buf, n, "tid-%u", tid);
+}
+
+static const char *fd_kind_get(struct session *s, int fd)
+{
+	char path[64];
+	ssize_t n;
+
+	if (fd < 0)
+		return NULL;
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)s->pid, fd);
+	n = readlink(path, s->fdbuf, sizeof(s->fdbuf) - 1);
+	if (n <= 0)
+		return NULL;
+	s->fdbuf[n] = '\0';
+	if (!strncmp(s->fdbuf, "socket:", 7))
+		return "socket";
+	if (!strncmp(s->fdbuf, "pipe:", 5))
+		return "pipe";
+	if (!strncmp(s->fdbuf, "anon_inode:", 11))
+		return "anon_inode";
+	if (!strncmp(s->fdbuf, "/dev/", 5))
+		return "device";
+	if (s->fdbuf[0] == '/')
+		return "file";
+	return "other";
+}
+
+/* Turn raw frames into interned function/file/line, dropping entries that
+ * are not code objects (3.13 None executables, 3.12 C-stack shims). */
+static const struct mstack *stack_resolve(struct session *s, const struct ls_stack *st)
+{
+	struct mstack *out = &s->scratch;
+	uint32_t i, n = st->nframes < LS_MAX_FRAMES ? st->nframes : LS_MAX_FRAMES;
+
+	out->n = 0;
+	out->status = (int)st->status;
+	if (!s->sym)
+		return out;
+	for (i = 0; i < n; i++) {
+		struct pysym_frame f;
+
+		if (pysym_resolve(s->sym, st->frames[i].code, st->frames[i].pos,
+				  st->frames[i].firstlineno, &f) < 0)
+			continue;
+		if (!strcmp(f.function, "<shim>") || !strcmp(f.function, "<interpreter trampoline>"))
+			continue;
+		out->f[out->n].function = model_intern(s->m, f.function);
+		out->f[out->n].file = model_intern(s->m, f.file);
+		out->f[out->n].line = f.line;
+		out->n++;
+	}
+	return out;
+}
+
+static void loop_announce(struct session *s, uint32_t tid, int epfd)
+{
+	struct loop_info *l;
+
+	model_loop_confirm(s->m, tid);
+	l = model_loop(s->m, tid, 0);
+	if (!l || l->name[0])
+		return;
+	thread_name_get(s->pid, tid, l->name, sizeof(l->name));
+	l->epfd = epfd;
+	if (!s->o.quiet)
+		fprintf(stderr, "loopspy: event loop found: tid %u \"%s\" (epoll fd %d)\n", tid, l->name, epfd);
+}
+
+static void on_event(void *ctx, const void *data, size_t size)
+{
+	struct session *s = ctx;
+	const struct ls_event_hdr *h = data;
+
+	s->events++;
+	switch (h->type) {
+	case LS_EV_LOOP:
+		if (size >= sizeof(struct ls_ev_loop))
+			loop_announce(s, h->tid, ((const struct ls_ev_loop *)data)->epfd);
+		break;
+	case LS_EV_SLEEP:
+		if (size >= sizeof(struct ls_ev_sleep)) {
+			const struct ls_ev_sleep *e = data;
+			struct model_sleep ms;
+
+			memset(&ms, 0, sizeof(ms));
+			ms.tid = h->tid;
+			ms.ts = h->ts;
+			ms.start = e->start;
+			ms.blocked_ns = e->blocked_ns;
+			ms.runnable_ns = e->runnable_ns;
+			ms.iter_start = e->iter_start;
+			ms.nr = e->nr;
+			memcpy(ms.args, e->args, sizeof(ms.args));
+			if (e->blocked_ns >= s->o.block_ns && syscall_takes_fd(e->nr))
+				ms.fd_kind = fd_kind_get(s, (int)e->args[0]);
+			ms.stack = stack_resolve(s, &e->stack);
+			model_add_sleep(s->m, &ms);
+		}
+		break;
+	case LS_EV_SAMPLE:
+		if (size >= sizeof(struct ls_ev_sample)) {
+			const struct ls_ev_sample *e = data;
+			struct model_sample sm;
+
+			memset(&sm, 0, sizeof(sm));
+			sm.tid = h->tid;
+			sm.ts = h->ts;
+			sm.iter_start = e->iter_start;
+			sm.nr = e->nr;
+			sm.stack = stack_resolve(s, &e->stack);
+			model_add_sample(s->m, &sm);
+		}
+		break;
+	case LS_EV_STALL:
+		if (size >= sizeof(struct ls_ev_stall)) {
+			const struct ls_ev_stall *e = data;
+
+			model_add_stall(s->m, h->tid, e->start, e->end, e->blocked_ns, e->runnable_ns);
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+static void target_cfg_fill(const struct pyruntime *rt, struct ls_target_cfg *cfg)
+{
+	const struct cpython_layout *L = rt->layout;
+
+	memset(cfg, 0, sizeof(*cfg));
+	if (!rt->ready || !L)
+		return;
+	cfg->py.enabled = 1;
+	cfg->py.pos_is_ptr = L->code_adaptive >= 0;
+	/* glibc struct pthread: specific_1stblock[key] = { seq, data } */
+	cfg->py.tsd_slot = 0x310 + 16 * (uint64_t)rt->tss_key + 8;
+	cfg->py.tstate_thread_id = L->tstate_thread_id;
+	cfg->py.tstate_cframe = L->tstate_cframe;
+	cfg->py.tstate_frame = L->tstate_frame;
+	cfg->py.frame_back = L->frame_back;
+	cfg->py.frame_code = L->frame_code;
+	cfg->py.frame_pos = L->frame_pos;
+	cfg->py.code_firstlineno = L->code_firstlineno;
+	cfg->py.code_adaptive = L->code_adaptive >= 0 ? L->code_adaptive : 0;
+}
+
+/* Finds and validates the Python runtime; cheap enough to retry while a
+ * freshly started command initialises. */
+static void runtime_step(struct session *s, int final)
+{
+	struct ls_target_cfg cfg;
+	int r;
+
+	if (s->rt_state != 0)
+		return;
+	if (!s->rt.found) {
+		r = pyruntime_find(s->pid, &s->rt);
+		if (r != 0) {
+			if (final || !s->o.cmd)
+				s->rt_state = -1;
+			return;
+		}
+	}
+	r = pyruntime_probe(s->pid, &s->rt);
+	if (r == 1 && !final)
+		return;
+	if (r != 0) {
+		if (!s->rt.reason[0])
+			snprintf(s->rt.reason, sizeof(s->rt.reason), "CPython %s did not finish initialising",
+				 s->rt.version);
+		s->rt_state = -1;
+		return;
+	}
+	s->sym = pysym_new(s->rt.layout, procmem_read, procmem_ctx(s->pid), s->rt.code_type_addr);
+	if (!s->sym) {
+		snprintf(s->rt.reason, sizeof(s->rt.reason), "out of memory");
+		s->rt_state = -1;
+		return;
+	}
+	model_set_gil(s->m, s->rt.gil_addr, s->rt.gil_addr ? (uint64_t)s->rt.layout->gil_size : 0);
+	target_cfg_fill(&s->rt, &cfg);
+	if (tracer_target_add(s->t, s->pid, &cfg) < 0) {
+		snprintf(s->rt.reason, sizeof(s->rt.reason), "cannot update the BPF target map");
+		s->rt_state = -1;
+		return;
+	}
+	s->rt_state = 1;
+}
+
+static void loops_cb(void *ctx, uint32_t tid, const struct ls_loop_stats *st)
+{
+	struct session *s = ctx;
+
+	loop_announce(s, tid, st->epfd);
+	model_loop_update(s->m, tid, st);
+}
+
+static int target_check(pid_t pid)
+{
+	char path[64], buf[64];
+
+	if (kill(pid, 0) < 0 && errno == ESRCH) {
+		fprintf(stderr, "loopspy: cannot attach to %d: no such process\n", (int)pid);
+		return -1;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	read_small(path, buf, sizeof(buf), 1);
+	if (!buf[0]) {
+		fprintf(stderr, "loopspy: cannot attach to %d: it is a kernel thread or already exited\n", (int)pid);
+		return -1;
+	}
+	return 0;
+}
+
+/* Child side of `run`: wait until the tracer is attached, then exec. */
+static void child_exec(int gate_fd, char **cmd)
+{
+	char c;
+
+	while (read(gate_fd, &c, 1) < 0 && errno == EINTR)
+		;
+	close(gate_fd);
+	execvp(cmd[0], cmd);
+	fprintf(stderr, "loopspy: cannot run %s: %s\n", cmd[0], strerror(errno));
+	_exit(127);
+}
+
+struct session *session_open(const struct session_opts *o, int *exit_code)
+{
+	struct session *s = calloc(1, sizeof(*s));
+	struct tracer_opts to;
+	struct model_config mc;
+	struct ls_target_cfg cfg;
+	int gate[2] = { -1, -1 };
+	time_t now_wall;
+	struct tm tm;
+
+	*exit_code = EXIT_FAILURE_;
+	if (!s)
+		return NULL;
+	s->o = *o;
+	s->pidfd = -1;
+	s->child_status = -1;
+	if (!o->cmd) {
+		s->pid = o->pid;
+		if (target_check(s->pid) < 0) {
+			*exit_code = EXIT_TARGET;
+			goto fail;
+		}
+	}
+	memset(&mc, 0, sizeof(mc));
+	mc.stall_ns = o->stall_ns;
+	mc.block_ns = o->block_ns;
+	mc.t0_ns = session_now_ns();
+	s->m = model_new(&mc);
+	if (!s->m)
+		goto fail;
+	memset(&to, 0, sizeof(to));
+	to.stall_ns = o->stall_ns;
+	to.sample_after_ns = o->stall_ns / 10;
+	to.min_sleep_ns = 10000;
+	to.sample_hz = o->sample_hz;
+	to.walk_stacks = o->stacks;
+	to.verbose = o->verbose;
+	s->t = tracer_open(&to, on_event, s);
+	if (!s->t)
+		goto fail;
+	memset(&cfg, 0, sizeof(cfg));
+	if (o->cmd) {
+		size_t off = 0;
+		int i;
+
+		if (pipe2(gate, O_CLOEXEC) < 0)
+			goto fail;
+		s->pid = fork();
+		if (s->pid < 0) {
+			fprintf(stderr, "loopspy: cannot fork: %s\n", strerror(errno));
+			goto fail;
+		}
+		if (s->pid == 0) {
+			close(gate[1]);
+			signal(SIGINT, SIG_DFL);
+			signal(SIGTERM, SIG_DFL);
+			signal(SIGHUP, SIG_DFL);
+			child_exec(gate[0], o->cmd);
+		}
+		close(gate[0]);
+		gate[0] = -1;
+		for (i = 0; o->cmd[i] && off < sizeof(s->command) - 1; i++)
+			off += (size_t)snprintf(s->command + off, sizeof(s->command) - off, "%s%s",
+						i ? " " : "", o->cmd[i]);
+	}
+	if (tracer_target_add(s->t, s->pid, &cfg) < 0) {
+		fprintf(stderr, "loopspy: cannot add target %d to the BPF map\n", (int)s->pid);
+		goto fail;
+	}
+	s->t0 = session_now_ns();
+	now_wall = time(NULL);
+	gmtime_r(&now_wall, &tm);
+	strftime(s->started_at, sizeof(s->started_at), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (o->cmd) {
+		/* released only now: traced from its first instruction */
+		if (write(gate[1], "x", 1) != 1)
+			goto fail;
+		close(gate[1]);
+		gate[1] = -1;
+	} else {
+		char path[64];
+
+		snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)s->pid);
+		read_small(path, s->command, sizeof(s->command), 1);
+		s->pidfd = (int)syscall(SYS_pidfd_open, s->pid, 0);
+		runtime_step(s, 0);
+		snprintf(path, sizeof(path), "/proc/%d/comm", (int)s->pid);
+		read_small(path, s->comm, sizeof(s->comm), 0);
+		if (!o->quiet) {
+			if (s->rt.found)
+				fprintf(stderr, "loopspy: attached to %d (%s, CPython %s)%s%s\n", (int)s->pid, s->comm,
+					s->rt.version, s->rt_state == 1 ? "" : ", no Python stacks: ",
+					s->rt_state == 1 ? "" : s->rt.reason);
+			else
+				fprintf(stderr, "loopspy: attached to %d (%s), not CPython: loops and syscalls only\n",
+					(int)s->pid, s->comm);
+		}
+	}
+	*exit_code = EXIT_OK;
+	return s;
+fail:
+	if (gate[0] >= 0)
+		close(gate[0]);
+	if (gate[1] >= 0)
+		close(gate[1]);
+	session_close(s);
+	return NULL;
+}
+
+enum session_state session_poll(struct session *s, int timeout_ms, uint64_t refresh_ns)
+{
+	uint64_t now;
+	int err;
+
+	if (s->child_done)
+		return SESSION_TARGET_EXITED;
+	/* while a started command initialises, look for its runtime often */
+	if (s->o.cmd && s->rt_state == 0 && timeout_ms > 5)
+		timeout_ms = 5;
+	err = tracer_poll(s->t, timeout_ms);
+	if (err < 0 && err != -EINTR)
+		fprintf(stderr, "loopspy: cannot poll events: %s\n", strerror(-err));
+	now = session_now_ns();
+	if (s->o.cmd) {
+		int st;
+
+		if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+			s->child_done = 1;
+			s->child_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+			return SESSION_TARGET_EXITED;
+		}
+	} else if (s->pidfd >= 0) {
+		struct pollfd p = { s->pidfd, POLLIN, 0 };
+
+		if (poll(&p, 1, 0) > 0)
+			return SESSION_TARGET_EXITED;
+	} else if (kill(s->pid, 0) < 0 && errno == ESRCH) {
+		return SESSION_TARGET_EXITED;
+	}
+	runtime_step(s, 0);
+	if (now - s->last_loops >= refresh_ns) {
+		tracer_loops_read(s->t, s->pid, loops_cb, s);
+		s->last_loops = now;
+	}
+	return SESSION_RUNNING;
+}
+
+void session_stop_command(struct session *s, int sig)
+{
+	if (s && s->o.cmd && s->pid > 0 && !s->child_done)
+		kill(s->pid, sig);
+}
+
+void session_finish(struct session *s)
+{
+	/* drain what is already in the ring buffer */
+	while (tracer_poll(s->t, 0) > 0)
+		;
+	tracer_loops_read(s->t, s->pid, loops_cb, s);
+	if (!s->child_done)
+		runtime_step(s, 1);
+}
+
+struct model *session_model(struct session *s) { return s->m; }
+pid_t session_pid(const struct session *s) { return s->pid; }
+int session_exit_status(const struct session *s) { return s->child_status; }
+uint64_t session_events(const struct session *s) { return s->events; }
+uint64_t session_dropped(struct session *s) { return tracer_counter(s->t, LS_CNT_DROPPED); }
+
+const char *session_runtime_desc(const struct session *s)
+{
+	struct session *w = (struct session *)s;
+
+	if (s->rt_state == 1)
+		snprintf(w->rtdesc, sizeof(w->rtdesc), "CPython %s", s->rt.version);
+	else if (s->rt.found)
+		snprintf(w->rtdesc, sizeof(w->rtdesc), "CPython %s (no stacks: %s)", s->rt.version,
+			 s->rt.reason[0] ? s->rt.reason : "initialising");
+	else
+		snprintf(w->rtdesc, sizeof(w->rtdesc), "not CPython");
+	return s->rtdesc;
+}
+
+void session_meta(struct session *s, struct report_meta *meta, const char *end_reason)
+{
+	memset(meta, 0, sizeof(*meta));
+	meta->pid = (int)s->pid;
+	meta->command = s->command;
+	meta->runtime_name = s->rt.found ? "cpython" : "unknown";
+	meta->runtime_version = s->rt.found ? s->rt.version : NULL;
+	meta->runtime_path = s->rt.found ? s->rt.path : NULL;
+	meta->stacks = s->rt_state == 1 && s->o.stacks;
+	meta->stacks_reason = !s->o.stacks ? "disabled with --no-stacks" :
+			      s->rt.reason[0] ? s->rt.reason : "CPython runtime not found";
+	meta->started_at = s->started_at;
+	meta->duration_ns = session_now_ns() - s->t0;
+	meta->dropped_events = tracer_counter(s->t, LS_CNT_DROPPED);
+	meta->events = s->events;
+	meta->end_reason = end_reason;
+	meta->exit_status = s->child_status;
+	meta->version = LOOPSPY_VERSION;
+}
+
+void session_close(struct session *s)
+{
+	if (!s)
+		return;
+	if (s->o.cmd && s->pid > 0 && !s->child_done) {
+		int st;
+
+		kill(s->pid, SIGTERM);
+		waitpid(s->pid, &st, 0);
+	}
+	if (s->pidfd >= 0)
+		close(s->pidfd);
+	tracer_close(s->t);
+	pysym_free(s->sym);
+	model_free(s->m);
+	free(s);
+}
