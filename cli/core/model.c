@@ -636,6 +636,21 @@ size_t model_timeline(const struct model *m, const struct timeline_ev **out, uin
 	return m->tl_len;
 }
 
+const struct mstack *model_loop_live_stack(const struct model *m, uint32_t tid, uint64_t iter_start)
+{
+	const struct pending *best = NULL;
+	size_t i;
+
+	for (i = 0; i < m->npend; i++) {
+		const struct pending *p = &m->pend[i];
+
+		if (p->tid == tid && p->iter_start == iter_start && p->stack && p->stack->n &&
+		    (!best || p->ts >= best->ts))
+			best = p;
+	}
+	return best ? best->stack : NULL;
+}
+
 size_t model_nloops(const struct model *m)
 {
 	size_t i, n = 0;

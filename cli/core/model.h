@@ -129,6 +129,11 @@ void model_add_sample(struct model *m, const struct model_sample *s);
 void model_add_stall(struct model *m, uint32_t tid, uint64_t start, uint64_t end,
 		     uint64_t blocked_ns, uint64_t runnable_ns);
 
+/* Most recent Python stack seen (CPU sample or sleep) in the iteration of
+ * tid that started at iter_start — what a loop is stuck in right now while
+ * a stall is in progress (loop_info.iter_start != 0). NULL when unknown. */
+const struct mstack *model_loop_live_stack(const struct model *m, uint32_t tid, uint64_t iter_start);
+
 /* Confirmed loops only. */
 size_t model_nloops(const struct model *m);
 const struct loop_info *model_loop_at(const struct model *m, size_t i);
