@@ -4,7 +4,7 @@
 #include <string.h>
 
 #define NR_FUTEX 202
-#define PENDING_MAX 16384 /* events kept per loop thread for the running iteration */
+#define PENDING_MAX 16384 /* events kept (all loop threads) for running iterations */
 
 struct pending {
 	uint32_t tid;

@@ -31,8 +31,12 @@ static void stack_write(FILE *out, const struct mstack *s, int max, const char *
 		return;
 	}
 	for (i = 0; i < s->n && i < max; i++) {
-		fprintf(out, "    %-24s %s:%d", s->f[i].function ? s->f[i].function : "?",
-			s->f[i].file ? s->f[i].file : "?", s->f[i].line);
+		fprintf(out, "    %-24s %s", s->f[i].function ? s->f[i].function : "?",
+			s->f[i].file ? s->f[i].file : "?");
+		if (s->f[i].line >= 0)
+			fprintf(out, ":%d", s->f[i].line);
+		else
+			fputs(":?", out);
 		if (i == 0 && leaf_note)
 			fprintf(out, "   %s", leaf_note);
 		fputc('\n', out);

@@ -225,6 +225,33 @@ static void test_blocking_aggregate(void **state)
 	assert_int_equal(model_finding_at(m, 0)->count, 2);
 }
 
+static void test_fd_kind(void **state)
+{
+	struct model *m = *state;
+	struct mstack st = stack3(m, "read_file", 5), st2 = stack3(m, "read_file", 6);
+	struct model_sleep s;
+
+	model_loop_confirm(m, TID);
+	memset(&s, 0, sizeof(s));
+	s.tid = TID;
+	s.iter_start = 1;
+	s.start = 10;
+	s.blocked_ns = 5 * MS;
+	s.nr = 0; /* read */
+	s.stack = &st;
+	s.fd_kind = "file";
+	model_add_sleep(m, &s);
+	s.fd_kind = "socket"; /* the first kind seen stays */
+	model_add_sleep(m, &s);
+	s.stack = &st2;
+	s.fd_kind = "a-very-long-fd-kind-name";
+	model_add_sleep(m, &s);
+	assert_int_equal(model_nfindings(m), 2);
+	assert_string_equal(model_finding_at(m, 0)->fd_kind, "file");
+	assert_int_equal(model_finding_at(m, 0)->count, 2);
+	assert_string_equal(model_finding_at(m, 1)->fd_kind, "a-very-long-fd-");
+}
+
 static void test_below_block_threshold(void **state)
 {
 	struct model *m = *state;
@@ -377,6 +404,29 @@ static void test_stall_fold_threshold(void **state)
 	assert_int_equal(find_one(m, FINDING_STALL)->count, 1);
 	assert_int_equal(find_one(m, FINDING_BLOCKING_SYSCALL)->stalls, 1);
 	assert_int_equal(find_one(m, FINDING_BLOCKING_SYSCALL)->count, 2);
+}
+
+/* A stall that is long only because the thread waited for a CPU is
+ * counted on the loop, not reported as a finding. */
+static void test_stall_starved(void **state)
+{
+	struct model *m = *state;
+	struct mstack st = stack3(m, "crunch", 30);
+	const uint64_t it = 10 * 1000 * MS, it2 = 20 * 1000 * MS;
+
+	model_loop_confirm(m, TID);
+	sample_add(m, TID, -1, it, it + 101 * MS, &st);
+	/* 250ms of which 200ms runnable: 50ms of its own */
+	model_add_stall(m, TID, it, it + 250 * MS, 0, 200 * MS);
+	assert_int_equal(model_nfindings(m), 0);
+	assert_int_equal(model_loop(m, TID, 0)->starved_stalls, 1);
+	/* 150ms runnable: 100ms of its own, a stall */
+	sample_add(m, TID, -1, it2, it2 + 101 * MS, &st);
+	model_add_stall(m, TID, it2, it2 + 250 * MS, 0, 150 * MS);
+	assert_int_equal(count_kind(m, FINDING_STALL), 1);
+	assert_int_equal(find_one(m, FINDING_STALL)->runnable_ns, 150 * MS);
+	assert_int_equal(find_one(m, FINDING_STALL)->on_cpu_ns, 100 * MS);
+	assert_int_equal(model_loop(m, TID, 0)->starved_stalls, 1);
 }
 
 static void test_stall_not_explained(void **state)
@@ -694,6 +744,7 @@ int main(void)
 		T(test_intern),
 		T(test_blocking_sleep),
 		T(test_blocking_aggregate),
+		T(test_fd_kind),
 		T(test_below_block_threshold),
 		T(test_unconfirmed_replay),
 		T(test_unconfirmed_old_iteration),
@@ -701,6 +752,7 @@ int main(void)
 		T(test_gil_wait_replayed),
 		T(test_stall_explained_by_blocking),
 		T(test_stall_fold_threshold),
+		T(test_stall_starved),
 		T(test_stall_not_explained),
 		T(test_cpu_stall_dominant),
 		T(test_stall_syscall_breakdown),
