@@ -48,7 +48,7 @@ $(OUT)/vmlinux.h:
 
 $(OUT)/loopspy.bpf.o: bpf/loopspy.bpf.c bpf/loopspy.h $(OUT)/vmlinux.h
 	$(call msg,BPF,$@)
-	$(Q)$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(OUT) -Ibpf -Wall -Werror -c $< -o $@
+	$(Q)$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(OUT) -Ibpf -idirafter /usr/include/x86_64-linux-gnu -Wall -Werror -c $< -o $@
 
 $(OUT)/loopspy.skel.h: $(OUT)/loopspy.bpf.o
 	$(call msg,SKEL,$@)

@@ -12,6 +12,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/usdt.bpf.h>
 #include "loopspy.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -20,6 +21,7 @@ const volatile __u64 stall_ns = 100000000ULL;   /* --stall-threshold */
 const volatile __u64 min_sleep_ns = 10000ULL;   /* smaller sleeps are only summed */
 const volatile __u64 sample_after_ns = 10000000ULL; /* sample iterations older than this */
 const volatile __u32 walk_stacks = 1;
+const volatile __u64 min_gc_ns = 1000000ULL;     /* --block-threshold for GC pauses */
 
 /* glibc keeps pthread_getspecific() slots for keys < 32 inline at this
  * offset of struct pthread (specific_1stblock, stable 2.27-2.38). */
@@ -52,6 +54,19 @@ struct thread_state {
 	__u32 pad2;
 	__u64 blocked_ns;
 	__u64 runnable_ns;
+	__u64 gc_start;
+	__u64 gc_ns;
+	__s32 gc_gen;
+	__u32 pad3;
+};
+
+/* A futex wait in progress, any thread of a target. */
+struct futex_wait {
+	__u64 start;
+	__u64 uaddr;
+	__u64 wake_ts;
+	__u32 op;
+	__u32 waker;
 };
 
 /* A sleep in progress: walked at switch-out, emitted at switch-in when it
@@ -84,6 +99,49 @@ struct {
 	__type(key, __u32);
 	__type(value, struct pending_sleep);
 } pending SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, struct futex_wait);
+} fwaits SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct ls_lock_key);
+	__type(value, struct ls_lock_stats);
+} locks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct ls_lockpair_key);
+	__type(value, struct ls_lockpair_stats);
+} lockpairs SEC(".maps");
+
+/* Collections in progress on loop threads, with the triggering stack. */
+struct gc_rec {
+	__u64 start;
+	__s32 gen;
+	__u32 pad;
+	struct ls_stack stack;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, struct gc_rec);
+} gcs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gc_rec);
+} zero_gc SEC(".maps");
 
 /* never written: a source of zeroes for large values */
 struct {
@@ -293,6 +351,7 @@ static __always_inline void iteration_close(struct thread_state *ts, __u32 tid,
 			e->end = now;
 			e->blocked_ns = ts->blocked_ns;
 			e->runnable_ns = ts->runnable_ns;
+			e->gc_ns = ts->gc_ns;
 			e->nsleeps = ts->nsleeps;
 			e->npreempt = ts->npreempt;
 			bpf_ringbuf_submit(e, 0);
@@ -312,6 +371,7 @@ static __always_inline void iteration_open(struct thread_state *ts, __u32 tid, _
 	ts->nsleeps = 0;
 	ts->npreempt = 0;
 	ts->off_kind = 0;
+	ts->gc_ns = 0;
 	ls = bpf_map_lookup_elem(&loops, &tid);
 	if (ls)
 		ls->iter_start = now;
@@ -431,6 +491,91 @@ int epoll_pwait2_exit(void *ctx)
 	return epoll_exit();
 }
 
+static __always_inline int futex_is_wait(__u32 op)
+{
+	__u32 cmd = op & 0x7f; /* without PRIVATE and CLOCK_REALTIME */
+
+	/* WAIT, LOCK_PI, WAIT_BITSET, WAIT_REQUEUE_PI, LOCK_PI2 */
+	return cmd == 0 || cmd == 6 || cmd == 9 || cmd == 11 || cmd == 13;
+}
+
+/* Every thread of a target: remember futex waits to time them and learn
+ * who ends them. */
+static __always_inline void futex_wait_begin(struct task_struct *prev, __u32 tid, __u64 now)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(prev);
+	long nr = BPF_CORE_READ(regs, orig_ax);
+	struct futex_wait fw = {};
+
+	if (nr == LS_NR_FUTEX) {
+		fw.op = (__u32)BPF_CORE_READ(regs, si);
+		if (!futex_is_wait(fw.op))
+			return;
+		fw.uaddr = BPF_CORE_READ(regs, di);
+	} else if (nr == LS_NR_FUTEX_WAITV) {
+		/* struct futex_waitv { u64 val; u64 uaddr; u32 flags; u32 rsvd; }[] */
+		__u64 arr = BPF_CORE_READ(regs, di);
+
+		if (bpf_probe_read_user(&fw.uaddr, sizeof(fw.uaddr), (void *)(arr + 8)))
+			return;
+		fw.op = 0xffff; /* marks futex_waitv */
+	} else {
+		return;
+	}
+	fw.start = now;
+	bpf_map_update_elem(&fwaits, &tid, &fw, BPF_ANY);
+}
+
+static __always_inline void futex_wait_end(__u32 tid, __u32 tgid, __u64 now)
+{
+	struct futex_wait *fw = bpf_map_lookup_elem(&fwaits, &tid);
+	struct ls_lock_key lk = {};
+	struct ls_lockpair_key pk = {};
+	struct ls_lock_stats *st;
+	struct ls_lockpair_stats *ps;
+	__u64 end, wait;
+
+	if (!fw)
+		return;
+	end = fw->wake_ts && fw->wake_ts >= fw->start && fw->wake_ts <= now ? fw->wake_ts : now;
+	wait = end - fw->start;
+	lk.tgid = tgid;
+	lk.uaddr = fw->uaddr;
+	st = bpf_map_lookup_elem(&locks, &lk);
+	if (!st) {
+		struct ls_lock_stats init = {};
+
+		bpf_map_update_elem(&locks, &lk, &init, BPF_NOEXIST);
+		st = bpf_map_lookup_elem(&locks, &lk);
+	}
+	if (st) {
+		st->op = fw->op;
+		st->last_waiter = tid;
+		st->waits++;
+		st->total_ns += wait;
+		if (wait > st->max_ns)
+			st->max_ns = wait;
+		if (fw->waker)
+			st->woken_by_peer++;
+	}
+	pk.uaddr = fw->uaddr;
+	pk.tgid = tgid;
+	pk.waiter = tid;
+	pk.waker = fw->waker;
+	ps = bpf_map_lookup_elem(&lockpairs, &pk);
+	if (!ps) {
+		struct ls_lockpair_stats init = {};
+
+		bpf_map_update_elem(&lockpairs, &pk, &init, BPF_NOEXIST);
+		ps = bpf_map_lookup_elem(&lockpairs, &pk);
+	}
+	if (ps) {
+		ps->waits++;
+		ps->total_ns += wait;
+	}
+	bpf_map_delete_elem(&fwaits, &tid);
+}
+
 static __always_inline void switch_out(struct task_struct *prev, bool preempt,
 				       unsigned int prev_state, __u64 now)
 {
@@ -442,6 +587,8 @@ static __always_inline void switch_out(struct task_struct *prev, bool preempt,
 
 	if (!cfg)
 		return;
+	if (!preempt && (prev_state & 0xff))
+		futex_wait_begin(prev, tid, now);
 	ts = bpf_map_lookup_elem(&threads, &tid);
 	if (!ts || !iteration_tracked(ts, now))
 		return;
@@ -487,6 +634,7 @@ static __always_inline void switch_in(struct task_struct *next, __u64 now)
 
 	if (!bpf_map_lookup_elem(&targets, &tgid))
 		return;
+	futex_wait_end(tid, tgid, now);
 	ts = bpf_map_lookup_elem(&threads, &tid);
 	if (!ts || !ts->off_kind)
 		return;
@@ -545,14 +693,39 @@ SEC("tp_btf/sched_wakeup")
 int BPF_PROG(on_sched_wakeup, struct task_struct *p)
 {
 	__u32 tgid = BPF_CORE_READ(p, tgid), tid = BPF_CORE_READ(p, pid);
+	struct ls_target_cfg *cfg = bpf_map_lookup_elem(&targets, &tgid);
 	struct thread_state *ts;
+	struct futex_wait *fw;
+	__u64 id = bpf_get_current_pid_tgid(), now;
+	__u32 waker = (id >> 32) == tgid ? (__u32)id : 0;
 
-	if (!bpf_map_lookup_elem(&targets, &tgid))
+	if (!cfg)
 		return 0;
+	now = bpf_ktime_get_ns();
+	fw = bpf_map_lookup_elem(&fwaits, &tid);
+	if (fw && !fw->wake_ts) {
+		fw->wake_ts = now;
+		fw->waker = waker;
+	}
 	ts = bpf_map_lookup_elem(&threads, &tid);
-	if (ts && ts->off_kind == 1 && !ts->wake_ts) {
-		ts->wake_ts = bpf_ktime_get_ns();
-		ts->waker_tid = (__u32)bpf_get_current_pid_tgid();
+	if (!ts || ts->off_kind != 1 || ts->wake_ts)
+		return 0;
+	ts->wake_ts = now;
+	ts->waker_tid = (__u32)id;
+	/* a peer thread ends a loop thread's futex wait: it held the lock
+	 * (or the GIL) until now, so its stack names what the loop waited for */
+	if (fw && waker && waker != tid) {
+		struct ls_ev_waker *e = event_reserve(sizeof(*e));
+
+		if (e) {
+			hdr_fill(&e->h, LS_EV_WAKER, waker, tgid, now);
+			e->waiter_tid = tid;
+			e->pad = 0;
+			e->uaddr = fw->uaddr;
+			e->sleep_start = ts->off_start;
+			stack_walk(bpf_get_current_task_btf(), &cfg->py, &e->stack);
+			bpf_ringbuf_submit(e, 0);
+		}
 	}
 	return 0;
 }
@@ -566,6 +739,8 @@ int BPF_PROG(on_process_exit, struct task_struct *p)
 		return 0;
 	bpf_map_delete_elem(&threads, &tid);
 	bpf_map_delete_elem(&pending, &tid);
+	bpf_map_delete_elem(&fwaits, &tid);
+	bpf_map_delete_elem(&gcs, &tid);
 	return 0;
 }
 
@@ -607,4 +782,105 @@ int on_sample(struct bpf_perf_event_data *ctx)
 	stack_walk(task, &cfg->py, &e->stack);
 	bpf_ringbuf_submit(e, 0);
 	return 0;
+}
+
+/* Garbage collections on loop threads: USDT python:gc__start/gc__done where
+ * the binary has them, else a uprobe/uretprobe pair on the collector. */
+static __always_inline int gc_begin(__s32 gen)
+{
+	__u64 id = bpf_get_current_pid_tgid(), now;
+	__u32 tgid = id >> 32, tid = (__u32)id, z = 0;
+	struct ls_target_cfg *cfg = bpf_map_lookup_elem(&targets, &tgid);
+	struct thread_state *ts;
+	struct gc_rec *g, *zero;
+
+	if (!cfg)
+		return 0;
+	ts = bpf_map_lookup_elem(&threads, &tid);
+	now = bpf_ktime_get_ns();
+	if (!ts || !iteration_tracked(ts, now))
+		return 0;
+	ts->gc_start = now;
+	ts->gc_gen = gen;
+	zero = bpf_map_lookup_elem(&zero_gc, &z);
+	if (!zero)
+		return 0;
+	bpf_map_update_elem(&gcs, &tid, zero, BPF_ANY);
+	g = bpf_map_lookup_elem(&gcs, &tid);
+	if (!g)
+		return 0;
+	g->start = now;
+	g->gen = gen;
+	stack_walk(bpf_get_current_task_btf(), &cfg->py, &g->stack);
+	return 0;
+}
+
+static __always_inline int gc_end(void)
+{
+	__u64 id = bpf_get_current_pid_tgid(), now, dur;
+	__u32 tgid = id >> 32, tid = (__u32)id;
+	struct thread_state *ts;
+	struct gc_rec *g;
+	struct ls_ev_gc *e;
+
+	if (!bpf_map_lookup_elem(&targets, &tgid))
+		return 0;
+	ts = bpf_map_lookup_elem(&threads, &tid);
+	if (!ts || !ts->gc_start)
+		return 0;
+	now = bpf_ktime_get_ns();
+	dur = now - ts->gc_start;
+	ts->gc_start = 0;
+	if (ts->iter_start)
+		ts->gc_ns += dur;
+	if (dur < min_gc_ns)
+		return 0;
+	g = bpf_map_lookup_elem(&gcs, &tid);
+	if (!g)
+		return 0;
+	e = event_reserve(sizeof(*e));
+	if (!e)
+		return 0;
+	hdr_fill(&e->h, LS_EV_GC, tid, tgid, now);
+	e->start = g->start;
+	e->dur_ns = dur;
+	e->iter_start = ts->iter_start;
+	e->generation = g->gen;
+	e->pad = 0;
+	if (bpf_probe_read_kernel(&e->stack, sizeof(e->stack), &g->stack))
+		e->stack.nframes = 0;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("usdt")
+int BPF_USDT(gc_usdt_start, long gen)
+{
+	return gc_begin((__s32)gen);
+}
+
+SEC("usdt")
+int BPF_USDT(gc_usdt_done, long collected)
+{
+	return gc_end();
+}
+
+SEC("uprobe")
+int BPF_KPROBE(gc_uprobe_start, void *a1, long a2)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct ls_target_cfg *cfg = bpf_map_lookup_elem(&targets, &tgid);
+	__s32 gen = -1;
+
+	if (cfg && cfg->gc_gen_arg == 2)
+		gen = (__s32)a2;
+	else if (cfg && cfg->gc_gen_arg == 1)
+		gen = (__s32)(long)a1;
+	return gc_begin(gen);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(gc_uprobe_done)
+{
+	return gc_end();
 }

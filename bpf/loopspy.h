@@ -16,7 +16,12 @@ enum ls_event_type {
 	LS_EV_STALL = 2,  /* a loop iteration exceeded the stall threshold */
 	LS_EV_SAMPLE = 3, /* CPU sample of a loop thread late in an iteration */
 	LS_EV_LOOP = 4,   /* a thread was recognised as an event loop */
+	LS_EV_WAKER = 5,  /* a target thread woke a loop thread out of a futex wait */
+	LS_EV_GC = 6,     /* a garbage collection on a loop thread */
 };
+
+#define LS_NR_FUTEX 202
+#define LS_NR_FUTEX_WAITV 449
 
 /* Python stack walking parameters of one target (filled by user space from
  * probes/cpython_layouts.inc once the runtime is initialised). */
@@ -36,6 +41,8 @@ struct ls_py_offsets {
 
 struct ls_target_cfg {
 	struct ls_py_offsets py;
+	__u32 gc_gen_arg;        /* uprobe: 1-based register argument holding the generation, 0: unknown */
+	__u32 pad;
 };
 
 struct ls_py_frame {
@@ -86,6 +93,7 @@ struct ls_ev_stall {
 	__u64 end;
 	__u64 blocked_ns;
 	__u64 runnable_ns;
+	__u64 gc_ns;
 	__u32 nsleeps;
 	__u32 npreempt;
 };
@@ -96,6 +104,54 @@ struct ls_ev_sample {
 	__s32 nr;          /* syscall being executed when sampled in kernel, else -1 */
 	__u32 user_mode;
 	struct ls_stack stack;
+};
+
+struct ls_ev_waker {
+	struct ls_event_hdr h;   /* tid = the waker */
+	__u32 waiter_tid;
+	__u32 pad;
+	__u64 uaddr;
+	__u64 sleep_start;       /* matches the waiter's ls_ev_sleep.start */
+	struct ls_stack stack;   /* the waker's Python stack when it woke the waiter */
+};
+
+struct ls_ev_gc {
+	struct ls_event_hdr h;
+	__u64 start;
+	__u64 dur_ns;
+	__u64 iter_start;
+	__s32 generation;        /* -1 when unknown */
+	__u32 pad;
+	struct ls_stack stack;   /* the code that triggered the collection */
+};
+
+/* Futex waits of every thread of a target, aggregated per address. */
+struct ls_lock_key {
+	__u32 tgid;
+	__u32 pad;
+	__u64 uaddr;
+};
+
+struct ls_lock_stats {
+	__u32 op;                /* futex op of the last wait (flags included) */
+	__u32 last_waiter;
+	__u64 waits;
+	__u64 total_ns;
+	__u64 max_ns;
+	__u64 woken_by_peer;     /* waits ended by another thread of the target */
+};
+
+struct ls_lockpair_key {
+	__u64 uaddr;
+	__u32 tgid;
+	__u32 waiter;
+	__u32 waker;             /* 0: timeout, signal or another process */
+	__u32 pad;
+};
+
+struct ls_lockpair_stats {
+	__u64 waits;
+	__u64 total_ns;
 };
 
 struct ls_ev_loop {

@@ -34,6 +34,7 @@ struct session {
 	char command[512];
 	char started_at[32];
 	char rtdesc[700];
+	char gc_how[700];
 	uint64_t t0, last_loops;
 	uint64_t events;
 	struct mstack scratch;
@@ -123,7 +124,10 @@ static const struct mstack *stack_resolve(struct session *s, const struct ls_sta
 		if (pysym_resolve(s->sym, st->frames[i].code, st->frames[i].pos,
 				  st->frames[i].firstlineno, &f) < 0)
 			continue;
-		if (!strcmp(f.function, "<shim>") || !strcmp(f.function, "<interpreter trampoline>"))
+		/* interpreter-internal code objects: 3.12 entry trampolines,
+		 * 3.13's __init__ cleanup shim (file named like the function) */
+		if (!strcmp(f.function, "<shim>") || !strcmp(f.function, "<interpreter trampoline>") ||
+		    (f.line < 0 && !strcmp(f.file, f.function)))
 			continue;
 		out->f[out->n].function = model_intern(s->m, f.function);
 		out->f[out->n].file = model_intern(s->m, f.file);
@@ -131,6 +135,17 @@ static const struct mstack *stack_resolve(struct session *s, const struct ls_sta
 		out->n++;
 	}
 	return out;
+}
+
+/* Names of threads that show up as lock or GIL holders. */
+static void thread_name_note(struct session *s, uint32_t tid)
+{
+	char name[32];
+
+	if (model_thread_name(s->m, tid))
+		return;
+	thread_name_get(s->pid, tid, name, sizeof(name));
+	model_thread_name_set(s->m, tid, name);
 }
 
 static void loop_announce(struct session *s, uint32_t tid, int epfd)
@@ -196,7 +211,23 @@ static void on_event(void *ctx, const void *data, size_t size)
 		if (size >= sizeof(struct ls_ev_stall)) {
 			const struct ls_ev_stall *e = data;
 
-			model_add_stall(s->m, h->tid, e->start, e->end, e->blocked_ns, e->runnable_ns);
+			model_add_stall_gc(s->m, h->tid, e->start, e->end, e->blocked_ns, e->runnable_ns, e->gc_ns);
+		}
+		break;
+	case LS_EV_WAKER:
+		if (size >= sizeof(struct ls_ev_waker)) {
+			const struct ls_ev_waker *e = data;
+
+			thread_name_note(s, h->tid);
+			model_add_waker(s->m, e->waiter_tid, h->tid, e->sleep_start, stack_resolve(s, &e->stack));
+		}
+		break;
+	case LS_EV_GC:
+		if (size >= sizeof(struct ls_ev_gc)) {
+			const struct ls_ev_gc *e = data;
+
+			model_add_gc(s->m, h->tid, e->start, e->dur_ns, e->generation, e->iter_start,
+				     stack_resolve(s, &e->stack));
 		}
 		break;
 	default:
@@ -260,12 +291,32 @@ static void runtime_step(struct session *s, int final)
 	}
 	model_set_gil(s->m, s->rt.gil_addr, s->rt.gil_addr ? (uint64_t)s->rt.layout->gil_size : 0);
 	target_cfg_fill(&s->rt, &cfg);
+	/* generation is the second argument of collect()/gc_collect_main() */
+	cfg.gc_gen_arg = s->rt.minor >= 9 ? 2 : 0;
+	tracer_gc_attach(s->t, s->pid, s->rt.path, s->rt.minor, s->gc_how, sizeof(s->gc_how));
 	if (tracer_target_add(s->t, s->pid, &cfg) < 0) {
 		snprintf(s->rt.reason, sizeof(s->rt.reason), "cannot update the BPF target map");
 		s->rt_state = -1;
 		return;
 	}
 	s->rt_state = 1;
+}
+
+static void locks_cb(void *ctx, uint64_t uaddr, const struct ls_lock_stats *st)
+{
+	struct session *s = ctx;
+
+	model_lock_update(s->m, uaddr, st->op, st->waits, st->total_ns, st->max_ns, st->woken_by_peer);
+}
+
+static void lockpairs_cb(void *ctx, const struct ls_lockpair_key *k, const struct ls_lockpair_stats *st)
+{
+	struct session *s = ctx;
+
+	thread_name_note(s, k->waiter);
+	if (k->waker)
+		thread_name_note(s, k->waker);
+	model_lock_party_update(s->m, k->uaddr, k->waiter, k->waker, st->waits, st->total_ns);
 }
 
 static void loops_cb(void *ctx, uint32_t tid, const struct ls_loop_stats *st)
@@ -275,6 +326,14 @@ static void loops_cb(void *ctx, uint32_t tid, const struct ls_loop_stats *st)
 	loop_announce(s, tid, st->epfd);
 	model_loop_update(s->m, tid, st);
 }
+
+static void stats_refresh(struct session *s)
+{
+	tracer_loops_read(s->t, s->pid, loops_cb, s);
+	tracer_locks_read(s->t, s->pid, locks_cb, s);
+	tracer_lockpairs_read(s->t, s->pid, lockpairs_cb, s);
+}
+
 
 static int target_check(pid_t pid)
 {
@@ -447,7 +506,7 @@ enum session_state session_poll(struct session *s, int timeout_ms, uint64_t refr
 	}
 	runtime_step(s, 0);
 	if (now - s->last_loops >= refresh_ns) {
-		tracer_loops_read(s->t, s->pid, loops_cb, s);
+		stats_refresh(s);
 		s->last_loops = now;
 	}
 	return SESSION_RUNNING;
@@ -464,7 +523,7 @@ void session_finish(struct session *s)
 	/* drain what is already in the ring buffer */
 	while (tracer_poll(s->t, 0) > 0)
 		;
-	tracer_loops_read(s->t, s->pid, loops_cb, s);
+	stats_refresh(s);
 	if (!s->child_done)
 		runtime_step(s, 1);
 }
@@ -506,6 +565,8 @@ void session_meta(struct session *s, struct report_meta *meta, const char *end_r
 	meta->events = s->events;
 	meta->end_reason = end_reason;
 	meta->exit_status = s->child_status;
+	meta->gc_timing = s->gc_how[0] ? s->gc_how :
+			  s->rt_state == 1 ? "unavailable" : "unavailable: no Python runtime";
 	meta->version = LOOPSPY_VERSION;
 }
 

@@ -15,8 +15,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#define TRACER_MAX_LINKS 8
+
 struct tracer {
 	struct loopspy_bpf *skel;
+	struct bpf_link *gc_links[TRACER_MAX_LINKS];
+	int ngc_links;
 	struct ring_buffer *rb;
 	struct bpf_link **perf_links;
 	int *perf_fds;
@@ -32,6 +36,9 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	if (level == LIBBPF_DEBUG && !verbose_libbpf)
 		return 0;
 	if (level == LIBBPF_INFO && !verbose_libbpf)
+		return 0;
+	/* probing for USDT notes that a binary may not have is expected */
+	if (!verbose_libbpf && strstr(fmt, "no USDT notes"))
 		return 0;
 	return vfprintf(stderr, fmt, args);
 }
@@ -157,6 +164,8 @@ void tracer_close(struct tracer *t)
 	if (!t)
 		return;
 	ring_buffer__free(t->rb);
+	for (i = 0; i < t->ngc_links; i++)
+		bpf_link__destroy(t->gc_links[i]);
 	for (i = 0; t->perf_links && i < t->ncpus; i++)
 		bpf_link__destroy(t->perf_links[i]);
 	for (i = 0; t->perf_fds && i < t->ncpus; i++)
@@ -225,4 +234,97 @@ uint64_t tracer_counter(struct tracer *t, enum ls_counter c)
 			sum += vals[i];
 	free(vals);
 	return sum;
+}
+
+int tracer_locks_read(struct tracer *t, pid_t tgid,
+		      void (*fn)(void *ctx, uint64_t uaddr, const struct ls_lock_stats *st), void *ctx)
+{
+	int fd = bpf_map__fd(t->skel->maps.locks), n = 0, first = 1;
+	struct ls_lock_key key, next;
+	struct ls_lock_stats st;
+
+	while (bpf_map_get_next_key(fd, first ? NULL : &key, &next) == 0) {
+		first = 0;
+		key = next;
+		if (key.tgid == (uint32_t)tgid && bpf_map_lookup_elem(fd, &key, &st) == 0) {
+			fn(ctx, key.uaddr, &st);
+			n++;
+		}
+	}
+	return n;
+}
+
+int tracer_lockpairs_read(struct tracer *t, pid_t tgid,
+			  void (*fn)(void *ctx, const struct ls_lockpair_key *k,
+				     const struct ls_lockpair_stats *st), void *ctx)
+{
+	int fd = bpf_map__fd(t->skel->maps.lockpairs), n = 0, first = 1;
+	struct ls_lockpair_key key, next;
+	struct ls_lockpair_stats st;
+
+	while (bpf_map_get_next_key(fd, first ? NULL : &key, &next) == 0) {
+		first = 0;
+		key = next;
+		if (key.tgid == (uint32_t)tgid && bpf_map_lookup_elem(fd, &key, &st) == 0) {
+			fn(ctx, &key, &st);
+			n++;
+		}
+	}
+	return n;
+}
+
+static int gc_link_add(struct tracer *t, struct bpf_link *l)
+{
+	if (!l)
+		return -1;
+	t->gc_links[t->ngc_links++] = l; /* room checked by the caller */
+	return 0;
+}
+
+int tracer_gc_attach(struct tracer *t, pid_t pid, const char *binary, int minor,
+		     char *how, size_t how_len)
+{
+	/* the collector's name per version (static functions: needs symbols) */
+	const char *fn = minor <= 8 ? NULL : minor == 9 ? "collect" : "gc_collect_main";
+	LIBBPF_OPTS(bpf_uprobe_opts, uo);
+	struct bpf_link *a, *b;
+	char path[600];
+
+	if (t->ngc_links + 2 > TRACER_MAX_LINKS) {
+		snprintf(how, how_len, "unavailable: too many probes");
+		return -1;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/root%s", (int)pid, binary);
+	/* USDT first: semaphore-gated, libbpf sets the kernel reference counter */
+	a = bpf_program__attach_usdt(t->skel->progs.gc_usdt_start, pid, path, "python", "gc__start", NULL);
+	if (a) {
+		b = bpf_program__attach_usdt(t->skel->progs.gc_usdt_done, pid, path, "python", "gc__done", NULL);
+		if (b) {
+			gc_link_add(t, a);
+			gc_link_add(t, b);
+			snprintf(how, how_len, "usdt python:gc__start/gc__done");
+			return 0;
+		}
+		bpf_link__destroy(a);
+		bpf_link__destroy(b);
+	}
+	if (!fn) {
+		snprintf(how, how_len, "unavailable: %s has no GC USDT probes and CPython 3.%d's collector cannot be probed by name",
+			 binary, minor);
+		return -1;
+	}
+	uo.func_name = fn;
+	a = bpf_program__attach_uprobe_opts(t->skel->progs.gc_uprobe_start, pid, path, 0, &uo);
+	uo.retprobe = true;
+	b = a ? bpf_program__attach_uprobe_opts(t->skel->progs.gc_uprobe_done, pid, path, 0, &uo) : NULL;
+	if (a && b) {
+		gc_link_add(t, a);
+		gc_link_add(t, b);
+		snprintf(how, how_len, "uprobe %s", fn);
+		return 0;
+	}
+	bpf_link__destroy(a);
+	bpf_link__destroy(b);
+	snprintf(how, how_len, "unavailable: no GC USDT probes and no symbol %s in %s", fn, binary);
+	return -1;
 }

@@ -37,4 +37,19 @@ int tracer_loops_read(struct tracer *t, pid_t tgid,
 
 uint64_t tracer_counter(struct tracer *t, enum ls_counter c);
 
+/* Visits the futex-wait aggregates of tgid: per address, then per
+ * (address, waiter, waker). */
+int tracer_locks_read(struct tracer *t, pid_t tgid,
+		      void (*fn)(void *ctx, uint64_t uaddr, const struct ls_lock_stats *st), void *ctx);
+int tracer_lockpairs_read(struct tracer *t, pid_t tgid,
+			  void (*fn)(void *ctx, const struct ls_lockpair_key *k,
+				     const struct ls_lockpair_stats *st), void *ctx);
+
+/* Times CPython's collector in pid: USDT python:gc__start/gc__done in
+ * binary when it has them, else a uprobe pair on the collector function
+ * (symbols needed). Writes what was used (or why nothing) into how.
+ * Returns 0 when GC timing works. */
+int tracer_gc_attach(struct tracer *t, pid_t pid, const char *binary, int minor,
+		     char *how, size_t how_len);
+
 #endif

@@ -1,9 +1,11 @@
 #include "model.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define NR_FUTEX 202
+#define NR_FUTEX LS_NR_FUTEX
+#define NR_FUTEX_WAITV LS_NR_FUTEX_WAITV
 #define PENDING_MAX 16384 /* events kept (all loop threads) for running iterations */
 
 struct pending {
@@ -14,6 +16,8 @@ struct pending {
 	int blocking;         /* already reported as a blocking_syscall finding */
 	uint64_t finding_key;
 	uint64_t arg0;
+	uint32_t op;                /* futex op (second argument) */
+	int is_gc;
 	const char *fd_kind;        /* interned */
 	int classified;
 	const struct mstack *stack; /* interned */
@@ -31,6 +35,10 @@ struct model {
 	size_t nstrs, capstrs;   /* open addressing, capstrs a power of two */
 	struct mstack **stacks;  /* interned stacks, same scheme */
 	size_t nstacks, capstacks;
+	struct { uint32_t tid; char name[32]; } *names;
+	size_t nnames, capnames;
+	struct lock_info *locks;
+	size_t nlocks, caplocks;
 	struct timeline_ev *tl;  /* ring of MODEL_TIMELINE_MAX */
 	size_t tl_head, tl_len;
 	uint64_t tl_dropped;
@@ -85,6 +93,8 @@ void model_free(struct model *m)
 		free(m->stacks[i]);
 	free(m->stacks);
 	free(m->tl);
+	free(m->names);
+	free(m->locks);
 	free(m->loops);
 	free(m->findings);
 	free(m->pend);
@@ -359,37 +369,146 @@ static int pending_add(struct model *m, const struct pending *p)
 
 /* Turns a buffered sleep of a confirmed loop thread into a GIL wait or a
  * blocking_syscall finding. */
+static int addr_is_gil(const struct model *m, uint64_t addr)
+{
+	return m->cfg.gil_addr && addr >= m->cfg.gil_addr && addr < m->cfg.gil_addr + m->cfg.gil_size;
+}
+
+const char *model_lock_kind(const struct model *m, uint64_t addr, uint32_t op)
+{
+	uint32_t cmd = op & 0x7f;
+
+	if (addr_is_gil(m, addr))
+		return "gil";
+	if (op == 0xffff)
+		return "futex_waitv";
+	if (cmd == 9 && (op & 0x100))
+		return "threading.Lock";      /* sem_wait(): CPython's untimed lock acquire */
+	if (cmd == 9)
+		return "condvar/timed_lock";  /* pthread_cond_wait, sem_clockwait */
+	if (cmd == 0)
+		return "pthread_mutex";
+	if (cmd == 6 || cmd == 13)
+		return "pthread_mutex_pi";
+	if (cmd == 11)
+		return "condvar_pi";
+	return "futex";
+}
+
+const char *finding_kind_name(enum finding_kind k)
+{
+	switch (k) {
+	case FINDING_STALL: return "stall";
+	case FINDING_BLOCKING_SYSCALL: return "blocking_syscall";
+	case FINDING_LOCK_CONTENTION: return "lock_contention";
+	case FINDING_GIL_CONTENTION: return "gil_contention";
+	case FINDING_GC_PAUSE: return "gc_pause";
+	}
+	return "unknown";
+}
+
+static void holder_add(struct finding *f, uint32_t tid, uint64_t wait, const struct mstack *stack)
+{
+	int i, min = 0;
+
+	for (i = 0; i < f->nholders; i++)
+		if (f->holders[i].tid == tid)
+			break;
+	if (i == f->nholders) {
+		if (f->nholders < MODEL_MAX_HOLDERS) {
+			f->nholders++;
+		} else {
+			/* replace the holder with the least wait: keep the top ones */
+			for (i = 1, min = 0; i < MODEL_MAX_HOLDERS; i++)
+				if (f->holders[i].wait_ns < f->holders[min].wait_ns)
+					min = i;
+			i = min;
+		}
+		memset(&f->holders[i], 0, sizeof(f->holders[i]));
+		f->holders[i].tid = tid;
+	}
+	f->holders[i].waits++;
+	f->holders[i].wait_ns += wait;
+	if (stack && stack->n)
+		f->holders[i].stack = *stack;
+}
+
+static void finding_account(struct finding *f, const struct pending *p, uint64_t ns)
+{
+	f->count++;
+	f->total_ns += ns;
+	if (ns > f->max_ns)
+		f->max_ns = ns;
+	if (!f->first_ts)
+		f->first_ts = p->start;
+	f->last_ts = p->ts;
+}
+
+/* Turns a buffered sleep of a confirmed loop thread into a GIL wait, a lock
+ * wait or a blocking_syscall finding. */
 static void sleep_classify(struct model *m, struct pending *p)
 {
 	struct loop_info *l = model_loop(m, p->tid, 0);
 	struct finding *f;
 	uint64_t key;
+	int futex = p->nr == NR_FUTEX || p->nr == NR_FUTEX_WAITV;
+	int woken = l && l->waker_tid && l->waker_sleep_start == p->start;
 
-	if (p->is_sample || p->classified || !l || !l->confirmed)
+	if (p->is_sample || p->is_gc || p->classified || !l || !l->confirmed)
 		return;
 	p->classified = 1;
-	if (p->nr == NR_FUTEX && m->cfg.gil_addr && p->arg0 >= m->cfg.gil_addr &&
-	    p->arg0 < m->cfg.gil_addr + m->cfg.gil_size) {
+	if (futex && addr_is_gil(m, p->arg0)) {
 		l->gil_wait_ns += p->blocked_ns;
 		l->gil_waits++;
 		p->nr = -2;  /* shown as "gil" in stall breakdowns */
+		/* one finding per loop: every GIL wait counts, it is reported
+		 * once a wait reaches the block threshold */
+		key = hash_bytes(0xcbf29ce484222325ULL, "gil", 3);
+		f = finding_get(m, FINDING_GIL_CONTENTION, p->tid, NR_FUTEX, key, p->stack);
+		if (!f)
+			return;
+		if (p->blocked_ns >= f->max_ns && p->stack->n)
+			f->stack = *p->stack;  /* where the loop waited longest */
+		finding_account(f, p, p->blocked_ns);
+		snprintf(f->lock_kind, sizeof(f->lock_kind), "gil");
+		f->lock_addr = m->cfg.gil_addr;
+		if (woken)
+			holder_add(f, l->waker_tid, p->blocked_ns, l->waker_stack);
+		else
+			f->unattributed_ns += p->blocked_ns;
+		/* explains stalls like a blocking call (when the finding shows) */
+		p->blocking = 1;
+		p->finding_key = key;
 		if (p->blocked_ns >= m->cfg.block_ns)
 			model_timeline_add(m, p->tid, TL_GIL_WAIT, -1, p->start, p->blocked_ns, p->stack);
 		return;
 	}
 	if (p->nr < 0 || p->blocked_ns < m->cfg.block_ns)
 		return;
+	if (futex) {
+		/* a lock (or condition) the loop waited for: name it by address,
+		 * kind and the waiter's stack; the waker is the holder */
+		key = stack_hash(hash_bytes(0x9e3779b97f4a7c15ULL, &p->arg0, sizeof(p->arg0)), p->stack, 1);
+		f = finding_get(m, FINDING_LOCK_CONTENTION, p->tid, p->nr, key, p->stack);
+		if (!f)
+			return;
+		finding_account(f, p, p->blocked_ns);
+		snprintf(f->lock_kind, sizeof(f->lock_kind), "%s", model_lock_kind(m, p->arg0, p->op));
+		f->lock_addr = p->arg0;
+		if (woken)
+			holder_add(f, l->waker_tid, p->blocked_ns, l->waker_stack);
+		else
+			f->unattributed_ns += p->blocked_ns;
+		p->blocking = 1;
+		p->finding_key = key;
+		model_timeline_add(m, p->tid, TL_LOCK_WAIT, p->nr, p->start, p->blocked_ns, p->stack);
+		return;
+	}
 	key = stack_hash(hash_bytes(0xcbf29ce484222325ULL, &p->nr, sizeof(p->nr)), p->stack, 1);
 	f = finding_get(m, FINDING_BLOCKING_SYSCALL, p->tid, p->nr, key, p->stack);
 	if (!f)
 		return;
-	f->count++;
-	f->total_ns += p->blocked_ns;
-	if (p->blocked_ns > f->max_ns)
-		f->max_ns = p->blocked_ns;
-	if (!f->first_ts)
-		f->first_ts = p->start;
-	f->last_ts = p->ts;
+	finding_account(f, p, p->blocked_ns);
 	if (p->fd_kind && !f->fd_kind[0]) {
 		strncpy(f->fd_kind, p->fd_kind, sizeof(f->fd_kind) - 1);
 		f->fd_kind[sizeof(f->fd_kind) - 1] = '\0';
@@ -412,6 +531,7 @@ void model_add_sleep(struct model *m, const struct model_sleep *s)
 	p.iter_start = s->iter_start;
 	p.nr = s->nr;
 	p.arg0 = s->args[0];
+	p.op = (uint32_t)s->args[1];
 	p.fd_kind = model_intern(m, s->fd_kind);
 	p.stack = stack_intern(m, s->stack);
 	if (pending_add(m, &p) == 0)
@@ -431,6 +551,155 @@ void model_loop_confirm(struct model *m, uint32_t tid)
 	for (i = 0; i < m->npend; i++)
 		if (m->pend[i].tid == tid)
 			sleep_classify(m, &m->pend[i]);
+}
+
+void model_add_waker(struct model *m, uint32_t waiter_tid, uint32_t waker_tid, uint64_t sleep_start,
+		     const struct mstack *stack)
+{
+	struct loop_info *l = model_loop(m, waiter_tid, 1);
+
+	if (!l)
+		return;
+	l->waker_tid = waker_tid;
+	l->waker_sleep_start = sleep_start;
+	l->waker_stack = stack_intern(m, stack);
+}
+
+void model_add_gc(struct model *m, uint32_t tid, uint64_t start, uint64_t dur_ns, int generation,
+		  uint64_t iter_start, const struct mstack *stack)
+{
+	struct loop_info *l;
+	struct pending p;
+	struct finding *f;
+	uint64_t key;
+
+	pending_begin(m, tid, iter_start);
+	memset(&p, 0, sizeof(p));
+	p.tid = tid;
+	p.is_gc = 1;
+	p.ts = start + dur_ns;
+	p.start = start;
+	p.blocked_ns = dur_ns;
+	p.iter_start = iter_start;
+	p.nr = -3;
+	p.stack = stack_intern(m, stack);
+	l = model_loop(m, tid, 0);
+	if (l && l->confirmed && dur_ns >= m->cfg.block_ns) {
+		/* grouped like stalls: callers exactly, innermost by function */
+		key = stack_hash(0x7f4a7c159e3779b9ULL, p.stack, 0);
+		f = finding_get(m, FINDING_GC_PAUSE, tid, -1, key, p.stack);
+		if (f) {
+			if (!f->count)
+				f->generation = generation;
+			else if (generation > f->generation)
+				f->generation = generation;
+			finding_account(f, &p, dur_ns);
+			p.blocking = 1;
+			p.finding_key = key;
+		}
+		model_timeline_add(m, tid, TL_GC, -1, start, dur_ns, p.stack);
+	}
+	pending_add(m, &p);
+}
+
+void model_thread_name_set(struct model *m, uint32_t tid, const char *name)
+{
+	size_t i;
+	void *n;
+
+	for (i = 0; i < m->nnames; i++)
+		if (m->names[i].tid == tid)
+			break;
+	if (i == m->nnames) {
+		n = grow(m->names, &m->capnames, m->nnames + 1, sizeof(*m->names));
+		if (!n)
+			return;
+		m->names = n;
+		m->nnames++;
+	}
+	m->names[i].tid = tid;
+	snprintf(m->names[i].name, sizeof(m->names[i].name), "%s", name ? name : "");
+}
+
+const char *model_thread_name(const struct model *m, uint32_t tid)
+{
+	size_t i;
+
+	for (i = 0; i < m->nloops; i++)
+		if (m->loops[i].tid == tid && m->loops[i].name[0])
+			return m->loops[i].name;
+	for (i = 0; i < m->nnames; i++)
+		if (m->names[i].tid == tid)
+			return m->names[i].name;
+	return NULL;
+}
+
+static struct lock_info *lock_get(struct model *m, uint64_t addr)
+{
+	struct lock_info *l;
+	size_t i;
+
+	for (i = 0; i < m->nlocks; i++)
+		if (m->locks[i].addr == addr)
+			return &m->locks[i];
+	l = grow(m->locks, &m->caplocks, m->nlocks + 1, sizeof(*l));
+	if (!l)
+		return NULL;
+	m->locks = l;
+	l = &m->locks[m->nlocks++];
+	memset(l, 0, sizeof(*l));
+	l->addr = addr;
+	return l;
+}
+
+void model_lock_update(struct model *m, uint64_t addr, uint32_t op, uint64_t waits, uint64_t total_ns,
+		       uint64_t max_ns, uint64_t woken_by_peer)
+{
+	struct lock_info *l = lock_get(m, addr);
+
+	if (!l)
+		return;
+	l->op = op;
+	snprintf(l->kind, sizeof(l->kind), "%s", model_lock_kind(m, addr, op));
+	l->waits = waits;
+	l->total_ns = total_ns;
+	l->max_ns = max_ns;
+	l->woken_by_peer = woken_by_peer;
+}
+
+void model_lock_party_update(struct model *m, uint64_t addr, uint32_t waiter, uint32_t waker,
+			     uint64_t waits, uint64_t total_ns)
+{
+	struct lock_info *l = lock_get(m, addr);
+	int i, min = 0;
+
+	if (!l)
+		return;
+	for (i = 0; i < l->nparties; i++)
+		if (l->parties[i].waiter == waiter && l->parties[i].waker == waker)
+			break;
+	if (i == l->nparties) {
+		if (l->nparties < MODEL_MAX_PARTIES) {
+			l->nparties++;
+		} else {
+			for (i = 1, min = 0; i < MODEL_MAX_PARTIES; i++)
+				if (l->parties[i].total_ns < l->parties[min].total_ns)
+					min = i;
+			if (l->parties[min].total_ns >= total_ns)
+				return;
+			i = min;
+		}
+		l->parties[i].waiter = waiter;
+		l->parties[i].waker = waker;
+	}
+	l->parties[i].waits = waits;
+	l->parties[i].total_ns = total_ns;
+}
+
+size_t model_nlocks(const struct model *m) { return m->nlocks; }
+const struct lock_info *model_lock_at(const struct model *m, size_t i)
+{
+	return i < m->nlocks ? &m->locks[i] : NULL;
 }
 
 void model_add_sample(struct model *m, const struct model_sample *s)
@@ -479,6 +748,12 @@ static int leaf_equal(const struct mstack *a, const struct mstack *b)
 
 void model_add_stall(struct model *m, uint32_t tid, uint64_t start, uint64_t end,
 		     uint64_t blocked_ns, uint64_t runnable_ns)
+{
+	model_add_stall_gc(m, tid, start, end, blocked_ns, runnable_ns, 0);
+}
+
+void model_add_stall_gc(struct model *m, uint32_t tid, uint64_t start, uint64_t end,
+			uint64_t blocked_ns, uint64_t runnable_ns, uint64_t gc_ns)
 {
 	uint64_t dur = end - start, explained = 0, longest = 0, key;
 	const struct pending *dom = NULL, *longest_sleep = NULL;
@@ -534,7 +809,7 @@ void model_add_stall(struct model *m, uint32_t tid, uint64_t start, uint64_t end
 				continue;
 			for (j = 0; j < m->nfindings; j++)
 				if (m->findings[j].key == p->finding_key && m->findings[j].tid == tid &&
-				    m->findings[j].kind == FINDING_BLOCKING_SYSCALL) {
+				    m->findings[j].kind != FINDING_STALL) {
 					m->findings[j].stalls++;
 					break;
 				}
@@ -569,6 +844,7 @@ void model_add_stall(struct model *m, uint32_t tid, uint64_t start, uint64_t end
 	f->on_cpu_ns += dur > blocked_ns + runnable_ns ? dur - blocked_ns - runnable_ns : 0;
 	f->samples += nsamples;
 	f->dominant_samples += best;
+	f->gc_ns += gc_ns;
 	for (i = 0; i < m->npend; i++) {
 		const struct pending *p = &m->pend[i];
 
@@ -577,8 +853,12 @@ void model_add_stall(struct model *m, uint32_t tid, uint64_t start, uint64_t end
 		if (p->is_sample) {
 			if (p->nr >= 0)
 				sys_add(f, p->nr, 0, 0, 1);
-		} else {
+		} else if (!p->is_gc) {
 			sys_add(f, p->nr, p->blocked_ns, 1, 0);
+			if (p->nr == -2)
+				f->gil_wait_ns += p->blocked_ns;
+			else if (p->nr == NR_FUTEX || p->nr == NR_FUTEX_WAITV)
+				f->lock_wait_ns += p->blocked_ns;
 		}
 	}
 cleanup:
@@ -690,7 +970,7 @@ static int finding_cmp(const void *a, const void *b)
 size_t model_findings_sorted(const struct model *m, const struct finding ***out)
 {
 	const struct finding **v;
-	size_t i;
+	size_t i, n;
 
 	*out = NULL;
 	if (!m->nfindings)
@@ -698,9 +978,13 @@ size_t model_findings_sorted(const struct model *m, const struct finding ***out)
 	v = malloc(m->nfindings * sizeof(*v));
 	if (!v)
 		return 0;
-	for (i = 0; i < m->nfindings; i++)
-		v[i] = &m->findings[i];
-	qsort(v, m->nfindings, sizeof(*v), finding_cmp);
+	for (i = 0, n = 0; i < m->nfindings; i++) {
+		/* GIL waits are all counted, reported once one is long enough */
+		if (m->findings[i].kind == FINDING_GIL_CONTENTION && m->findings[i].max_ns < m->cfg.block_ns)
+			continue;
+		v[n++] = &m->findings[i];
+	}
+	qsort(v, n, sizeof(*v), finding_cmp);
 	*out = v;
-	return m->nfindings;
+	return n;
 }

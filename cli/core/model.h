@@ -26,6 +26,19 @@ struct mstack {
 enum finding_kind {
 	FINDING_STALL = 0,
 	FINDING_BLOCKING_SYSCALL = 1,
+	FINDING_LOCK_CONTENTION = 2,
+	FINDING_GIL_CONTENTION = 3,
+	FINDING_GC_PAUSE = 4,
+};
+
+#define MODEL_MAX_HOLDERS 4
+
+/* A thread whose release ended the loop's wait (lock holder, GIL holder). */
+struct finding_holder {
+	uint32_t tid;
+	uint64_t waits;
+	uint64_t wait_ns;     /* loop wait time this thread ended */
+	struct mstack stack;  /* its Python stack when it released */
 };
 
 struct finding_sys {
@@ -48,9 +61,35 @@ struct finding {
 	uint64_t stalls;      /* loop stalls this call explains */
 	/* stall */
 	uint64_t on_cpu_ns, blocked_ns, runnable_ns;
+	uint64_t gc_ns, lock_wait_ns, gil_wait_ns; /* shares of blocked/on-CPU time */
 	uint64_t samples, dominant_samples;
 	struct finding_sys sys[MODEL_MAX_SYS];
 	int nsys;
+	/* lock_contention, gil_contention */
+	char lock_kind[32];
+	uint64_t lock_addr;
+	uint64_t unattributed_ns; /* waits ended by a timeout or outside the process */
+	struct finding_holder holders[MODEL_MAX_HOLDERS];
+	int nholders;
+	/* gc_pause */
+	int generation;       /* highest generation seen, -1 unknown */
+};
+
+/* Futex-wait aggregate of one address, all threads (the report's locks[]). */
+struct lock_party {
+	uint32_t waiter, waker;   /* waker 0: timeout, signal or another process */
+	uint64_t waits, total_ns;
+};
+
+#define MODEL_MAX_PARTIES 8
+
+struct lock_info {
+	uint64_t addr;
+	uint32_t op;
+	char kind[32];
+	uint64_t waits, total_ns, max_ns, woken_by_peer;
+	struct lock_party parties[MODEL_MAX_PARTIES];
+	int nparties;
 };
 
 struct loop_info {
@@ -63,6 +102,10 @@ struct loop_info {
 	uint64_t starved_stalls; /* stalls made long by waiting for a CPU */
 	uint64_t pend_iter;   /* iteration whose events are buffered */
 	int confirmed;        /* seen waiting repeatedly on its epoll fd */
+	/* the last peer that woke this loop out of a futex wait */
+	uint32_t waker_tid;
+	uint64_t waker_sleep_start;
+	const struct mstack *waker_stack;
 	uint32_t hist[LS_HIST_BUCKETS];
 };
 
@@ -128,6 +171,32 @@ void model_add_sleep(struct model *m, const struct model_sleep *s);
 void model_add_sample(struct model *m, const struct model_sample *s);
 void model_add_stall(struct model *m, uint32_t tid, uint64_t start, uint64_t end,
 		     uint64_t blocked_ns, uint64_t runnable_ns);
+/* Same, with the time the collector ran during the iteration. */
+void model_add_stall_gc(struct model *m, uint32_t tid, uint64_t start, uint64_t end,
+			uint64_t blocked_ns, uint64_t runnable_ns, uint64_t gc_ns);
+/* A peer thread (waker_tid) ended the futex wait that loop thread
+ * waiter_tid began at sleep_start; stack is the waker's at that moment. */
+void model_add_waker(struct model *m, uint32_t waiter_tid, uint32_t waker_tid, uint64_t sleep_start,
+		     const struct mstack *stack);
+/* A garbage collection on a loop thread (generation -1 when unknown). */
+void model_add_gc(struct model *m, uint32_t tid, uint64_t start, uint64_t dur_ns, int generation,
+		  uint64_t iter_start, const struct mstack *stack);
+
+/* Thread names for holders and waiters that are not loops. */
+void model_thread_name_set(struct model *m, uint32_t tid, const char *name);
+const char *model_thread_name(const struct model *m, uint32_t tid); /* NULL if unknown */
+
+/* Futex-wait aggregates from the kernel, replacing earlier values. */
+void model_lock_update(struct model *m, uint64_t addr, uint32_t op, uint64_t waits, uint64_t total_ns,
+		       uint64_t max_ns, uint64_t woken_by_peer);
+void model_lock_party_update(struct model *m, uint64_t addr, uint32_t waiter, uint32_t waker,
+			     uint64_t waits, uint64_t total_ns);
+size_t model_nlocks(const struct model *m);
+const struct lock_info *model_lock_at(const struct model *m, size_t i);
+/* "gil", "threading.Lock", "pthread_mutex", ... for a futex op/address. */
+const char *model_lock_kind(const struct model *m, uint64_t addr, uint32_t op);
+/* Human name of a finding kind: "stall", "blocking_syscall", ... */
+const char *finding_kind_name(enum finding_kind k);
 
 /* Most recent Python stack seen (CPU sample or sleep) in the iteration of
  * tid that started at iter_start — what a loop is stuck in right now while

@@ -23,6 +23,7 @@ struct report_meta {
 	const char *end_reason;       /* "duration", "signal", "target_exit" */
 	int exit_status;              /* traced command's status, -1 when none */
 	const char *version;          /* loopspy's */
+	const char *gc_timing;        /* "usdt python:gc__start/gc__done", "uprobe ...", "unavailable: why" */
 };
 
 /* Malloc'd JSON text, NULL on allocation failure. */

@@ -2,6 +2,7 @@
 #include "syscalls.h"
 
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 const char *report_syscall_label(int nr)
@@ -51,9 +52,83 @@ static cJSON *stack_json(const struct mstack *s)
 	return arr;
 }
 
-static const char *kind_name(enum finding_kind k)
+static cJSON *holders_json(const struct model *m, const struct finding *f)
 {
-	return k == FINDING_STALL ? "stall" : "blocking_syscall";
+	cJSON *arr = cJSON_CreateArray();
+	int order[MODEL_MAX_HOLDERS], i, j;
+
+	for (i = 0; i < f->nholders; i++)
+		order[i] = i;
+	/* largest share first, stable */
+	for (i = 1; i < f->nholders; i++)
+		for (j = i; j > 0 && f->holders[order[j]].wait_ns > f->holders[order[j - 1]].wait_ns; j--) {
+			int t = order[j];
+
+			order[j] = order[j - 1];
+			order[j - 1] = t;
+		}
+	for (i = 0; arr && i < f->nholders; i++) {
+		const struct finding_holder *h = &f->holders[order[i]];
+		const char *name = model_thread_name(m, h->tid);
+		cJSON *o = cJSON_CreateObject();
+
+		cJSON_AddNumberToObject(o, "tid", h->tid);
+		cJSON_AddStringToObject(o, "thread_name", name ? name : "");
+		cJSON_AddNumberToObject(o, "waits", (double)h->waits);
+		cJSON_AddNumberToObject(o, "wait_ms", ms(h->wait_ns));
+		cJSON_AddNumberToObject(o, "share", f->total_ns ?
+					(double)(int)(1000.0 * (double)h->wait_ns / (double)f->total_ns) / 1000.0 : 0);
+		cJSON_AddItemToObject(o, "python_stack", stack_json(&h->stack));
+		cJSON_AddItemToArray(arr, o);
+	}
+	return arr;
+}
+
+static cJSON *locks_json(const struct model *m)
+{
+	cJSON *arr = cJSON_CreateArray();
+	size_t i;
+	int k;
+
+	for (i = 0; arr && i < model_nlocks(m); i++) {
+		const struct lock_info *l = model_lock_at(m, i);
+		cJSON *o, *w, *h;
+		char addr[24];
+
+		/* a wait nobody else in the process ended is idling (timeouts,
+		 * a parked worker woken from outside): not contention */
+		if (!l->woken_by_peer)
+			continue;
+		o = cJSON_CreateObject();
+		snprintf(addr, sizeof(addr), "0x%llx", (unsigned long long)l->addr);
+		cJSON_AddStringToObject(o, "address", addr);
+		cJSON_AddStringToObject(o, "kind", l->kind);
+		cJSON_AddNumberToObject(o, "waits", (double)l->waits);
+		cJSON_AddNumberToObject(o, "woken_by_peer", (double)l->woken_by_peer);
+		cJSON_AddNumberToObject(o, "total_ms", ms(l->total_ns));
+		cJSON_AddNumberToObject(o, "max_ms", ms(l->max_ns));
+		w = cJSON_AddArrayToObject(o, "waiters");
+		h = cJSON_AddArrayToObject(o, "holders");
+		for (k = 0; k < l->nparties; k++) {
+			const struct lock_party *p = &l->parties[k];
+			const char *wn = model_thread_name(m, p->waiter), *hn = model_thread_name(m, p->waker);
+			cJSON *e = cJSON_CreateObject();
+
+			cJSON_AddNumberToObject(e, "waiter_tid", p->waiter);
+			cJSON_AddStringToObject(e, "waiter_name", wn ? wn : "");
+			if (p->waker) {
+				cJSON_AddNumberToObject(e, "holder_tid", p->waker);
+				cJSON_AddStringToObject(e, "holder_name", hn ? hn : "");
+			} else {
+				cJSON_AddNullToObject(e, "holder_tid");
+			}
+			cJSON_AddNumberToObject(e, "waits", (double)p->waits);
+			cJSON_AddNumberToObject(e, "total_ms", ms(p->total_ns));
+			cJSON_AddItemToArray(p->waker ? h : w, e);
+		}
+		cJSON_AddItemToArray(arr, o);
+	}
+	return arr;
 }
 
 static cJSON *finding_json(const struct model *m, const struct finding *f)
@@ -61,10 +136,11 @@ static cJSON *finding_json(const struct model *m, const struct finding *f)
 	cJSON *o = cJSON_CreateObject();
 	int i;
 
-	cJSON_AddStringToObject(o, "kind", kind_name(f->kind));
+	cJSON_AddStringToObject(o, "kind", finding_kind_name(f->kind));
 	cJSON_AddNumberToObject(o, "tid", f->tid);
 	cJSON_AddStringToObject(o, "thread_name", thread_name(m, f->tid));
-	if (f->kind == FINDING_BLOCKING_SYSCALL)
+	if (f->kind == FINDING_BLOCKING_SYSCALL || f->kind == FINDING_LOCK_CONTENTION ||
+	    f->kind == FINDING_GIL_CONTENTION)
 		cJSON_AddStringToObject(o, "syscall", report_syscall_label(f->nr));
 	else
 		cJSON_AddNullToObject(o, "syscall");
@@ -72,7 +148,22 @@ static cJSON *finding_json(const struct model *m, const struct finding *f)
 	cJSON_AddNumberToObject(o, "total_ms", ms(f->total_ns));
 	cJSON_AddNumberToObject(o, "max_ms", ms(f->max_ns));
 	cJSON_AddItemToObject(o, "python_stack", stack_json(&f->stack));
-	if (f->kind == FINDING_BLOCKING_SYSCALL) {
+	if (f->kind == FINDING_LOCK_CONTENTION || f->kind == FINDING_GIL_CONTENTION) {
+		char addr[24];
+
+		snprintf(addr, sizeof(addr), "0x%llx", (unsigned long long)f->lock_addr);
+		cJSON_AddStringToObject(o, "lock_kind", f->lock_kind);
+		cJSON_AddStringToObject(o, "lock_address", addr);
+		cJSON_AddItemToObject(o, "holders", holders_json(m, f));
+		cJSON_AddNumberToObject(o, "unattributed_ms", ms(f->unattributed_ns));
+		cJSON_AddNumberToObject(o, "stalls", (double)f->stalls);
+	} else if (f->kind == FINDING_GC_PAUSE) {
+		if (f->generation >= 0)
+			cJSON_AddNumberToObject(o, "generation", f->generation);
+		else
+			cJSON_AddNullToObject(o, "generation");
+		cJSON_AddNumberToObject(o, "stalls", (double)f->stalls);
+	} else if (f->kind == FINDING_BLOCKING_SYSCALL) {
 		if (f->fd_kind[0])
 			cJSON_AddStringToObject(o, "fd_kind", f->fd_kind);
 		else
@@ -85,6 +176,9 @@ static cJSON *finding_json(const struct model *m, const struct finding *f)
 		cJSON_AddNumberToObject(b, "on_cpu_ms", ms(f->on_cpu_ns));
 		cJSON_AddNumberToObject(b, "blocked_ms", ms(f->blocked_ns));
 		cJSON_AddNumberToObject(b, "runnable_ms", ms(f->runnable_ns));
+		cJSON_AddNumberToObject(b, "gc_ms", ms(f->gc_ns));
+		cJSON_AddNumberToObject(b, "lock_wait_ms", ms(f->lock_wait_ns));
+		cJSON_AddNumberToObject(b, "gil_wait_ms", ms(f->gil_wait_ns));
 		for (i = 0; i < f->nsys; i++) {
 			cJSON *s = cJSON_CreateObject();
 
@@ -131,6 +225,7 @@ char *report_json_render(const struct model *m, const struct report_meta *meta)
 	if (!meta->stacks)
 		cJSON_AddStringToObject(rt, "python_stacks_unavailable",
 					meta->stacks_reason ? meta->stacks_reason : "unknown");
+	cJSON_AddStringToObject(rt, "gc_timing", meta->gc_timing ? meta->gc_timing : "unavailable");
 	if (meta->exit_status >= 0)
 		cJSON_AddNumberToObject(t, "exit_status", meta->exit_status);
 	cJSON_AddStringToObject(root, "started_at", meta->started_at ? meta->started_at : "");
@@ -195,6 +290,7 @@ char *report_json_render(const struct model *m, const struct report_meta *meta)
 			cJSON_AddItemToArray(ev, o);
 		}
 	}
+	cJSON_AddItemToObject(root, "locks", locks_json(m));
 	arr = cJSON_AddArrayToObject(root, "findings");
 	n = model_findings_sorted(m, &sorted);
 	for (i = 0; i < n; i++)

@@ -77,7 +77,33 @@ void report_summary_write(FILE *out, const struct model *m, const struct report_
 
 		dur_fmt(a, sizeof(a), f->total_ns);
 		dur_fmt(b, sizeof(b), f->max_ns);
-		if (f->kind == FINDING_BLOCKING_SYSCALL) {
+		if (f->kind == FINDING_LOCK_CONTENTION || f->kind == FINDING_GIL_CONTENTION) {
+			int k;
+
+			if (f->kind == FINDING_GIL_CONTENTION)
+				fprintf(out, "\ngil_contention  loop %s waited for the GIL %llu times, %s total, max %s\n",
+					loop_name(m, f->tid), (unsigned long long)f->count, a, b);
+			else
+				fprintf(out, "\nlock_contention  loop %s  %s 0x%llx  x%llu  total %s  max %s\n",
+					loop_name(m, f->tid), f->lock_kind, (unsigned long long)f->lock_addr,
+					(unsigned long long)f->count, a, b);
+			fprintf(out, "  waiter:\n");
+			stack_write(out, &f->stack, 4, NULL);
+			for (k = 0; k < f->nholders; k++) {
+				const char *hn = model_thread_name(m, f->holders[k].tid);
+
+				fprintf(out, "  holder: tid %u \"%s\" %.0f%% of the wait\n", f->holders[k].tid,
+					hn ? hn : "?", f->total_ns ? 100.0 * (double)f->holders[k].wait_ns / (double)f->total_ns : 0.0);
+				stack_write(out, &f->holders[k].stack, 3, NULL);
+			}
+		} else if (f->kind == FINDING_GC_PAUSE) {
+			fprintf(out, "\ngc_pause  loop %s  x%llu  total %s  max %s", loop_name(m, f->tid),
+				(unsigned long long)f->count, a, b);
+			if (f->generation >= 0)
+				fprintf(out, "  (generation %d)", f->generation);
+			fputc('\n', out);
+			stack_write(out, &f->stack, 6, NULL);
+		} else if (f->kind == FINDING_BLOCKING_SYSCALL) {
 			fprintf(out, "\nblocking_syscall  %s  x%llu  total %s  max %s  loop %s%s%s\n",
 				report_syscall_label(f->nr), (unsigned long long)f->count, a, b,
 				loop_name(m, f->tid), f->fd_kind[0] ? "  fd " : "", f->fd_kind);
@@ -91,7 +117,20 @@ void report_summary_write(FILE *out, const struct model *m, const struct report_
 			fprintf(out, "\nstall  x%llu  total %s  max %s  loop %s  (on-CPU %s, blocked %s, ",
 				(unsigned long long)f->count, a, b, loop_name(m, f->tid), c, d);
 			dur_fmt(c, sizeof(c), f->runnable_ns);
-			fprintf(out, "runnable %s)\n", c);
+			fprintf(out, "runnable %s", c);
+			if (f->gc_ns) {
+				dur_fmt(c, sizeof(c), f->gc_ns);
+				fprintf(out, ", gc %s", c);
+			}
+			if (f->lock_wait_ns) {
+				dur_fmt(c, sizeof(c), f->lock_wait_ns);
+				fprintf(out, ", lock wait %s", c);
+			}
+			if (f->gil_wait_ns) {
+				dur_fmt(c, sizeof(c), f->gil_wait_ns);
+				fprintf(out, ", GIL wait %s", c);
+			}
+			fprintf(out, ")\n");
 			for (k = 0; k < f->nsys; k++) {
 				dur_fmt(c, sizeof(c), f->sys[k].blocked_ns);
 				fprintf(out, "    in %s: blocked %s in %llu sleeps, %llu samples\n",

@@ -21,12 +21,18 @@ def _quit(signum, frame):
     os._exit(0)
 
 
-def save_journal(path, entries):
+def save_journal(path, entries, min_seconds=0.0):
+    # keeps syncing (re-logging the batch) for at least min_seconds, so the
+    # stall does not depend on how fast this disk's fsync is today
+    deadline = time.perf_counter() + min_seconds
     with open(path, "wb") as journal:
-        for entry in entries:
-            journal.write(entry)
-            journal.flush()
-            os.fsync(journal.fileno())  # EXPECT: stall fsync|fdatasync
+        while True:
+            for entry in entries:
+                journal.write(entry)
+                journal.flush()
+                os.fsync(journal.fileno())  # EXPECT: stall fsync|fdatasync
+            if time.perf_counter() >= deadline:
+                break
 
 
 def batch_size(target_seconds=0.3):
@@ -39,7 +45,7 @@ def batch_size(target_seconds=0.3):
 
 async def handle_batch(batch_no, size):
     entries = [b"batch=%d entry=%d status=ok\n" % (batch_no, i) for i in range(size)]
-    save_journal(os.path.join(WORKDIR, "journal.log"), entries)
+    save_journal(os.path.join(WORKDIR, "journal.log"), entries, min_seconds=0.3)
 
 
 async def main():

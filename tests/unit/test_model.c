@@ -314,6 +314,7 @@ static void test_gil_wait(void **state)
 	struct model *m = *state;
 	struct mstack st = stack3(m, "compute", 7);
 	const struct loop_info *l;
+	const struct finding *f;
 
 	model_set_gil(m, GIL, 208);
 	assert_int_equal(model_cfg(m)->gil_addr, GIL);
@@ -322,19 +323,54 @@ static void test_gil_wait(void **state)
 	sleep_add(m, TID, NR_FUTEX, 1000, 2000, 50 * MS, GIL + 16, &st);
 	sleep_add(m, TID, NR_FUTEX, 1000, 60 * MS, 20 * MS, GIL, &st);
 	sleep_add(m, TID, NR_FUTEX, 1000, 90 * MS, 20 * MS, GIL + 207, &st);
-	assert_int_equal(model_nfindings(m), 0);
+	/* all GIL waits of a loop aggregate into one gil_contention finding */
+	assert_int_equal(model_nfindings(m), 1);
+	f = model_finding_at(m, 0);
+	assert_int_equal(f->kind, FINDING_GIL_CONTENTION);
+	assert_int_equal(f->count, 3);
+	assert_int_equal(f->total_ns, 90 * MS);
+	assert_int_equal(f->max_ns, 50 * MS);
+	assert_string_equal(f->lock_kind, "gil");
+	/* nobody woke it from inside the process: no holder known */
+	assert_int_equal(f->nholders, 0);
+	assert_int_equal(f->unattributed_ns, 90 * MS);
 	l = model_loop_at(m, 0);
 	assert_non_null(l);
 	assert_int_equal(l->tid, TID);
 	assert_int_equal(l->gil_wait_ns, 90 * MS);
 	assert_int_equal(l->gil_waits, 3);
-	/* a futex just outside the GIL is an ordinary blocking call */
+	/* a futex just outside the GIL is a lock wait, one finding per address */
 	sleep_add(m, TID, NR_FUTEX, 1000, 200 * MS, 20 * MS, GIL + 208, &st);
 	sleep_add(m, TID, NR_FUTEX, 1000, 300 * MS, 20 * MS, GIL - 8, &st);
-	assert_int_equal(model_nfindings(m), 1);
-	assert_int_equal(model_finding_at(m, 0)->nr, NR_FUTEX);
-	assert_int_equal(model_finding_at(m, 0)->count, 2);
+	assert_int_equal(model_nfindings(m), 3);
+	assert_int_equal(model_finding_at(m, 1)->kind, FINDING_LOCK_CONTENTION);
+	assert_int_equal(model_finding_at(m, 1)->nr, NR_FUTEX);
+	assert_int_equal(model_finding_at(m, 1)->count, 1);
+	assert_int_equal(model_finding_at(m, 1)->lock_addr, GIL + 208);
+	assert_int_equal(model_finding_at(m, 2)->lock_addr, GIL - 8);
 	assert_int_equal(model_loop_at(m, 0)->gil_wait_ns, 90 * MS);
+}
+
+static void test_gil_holder(void **state)
+{
+	struct model *m = *state;
+	struct mstack st = stack3(m, "tick", 3), holder = stack3(m, "crunch", 12);
+	const struct finding *f;
+
+	model_set_gil(m, GIL, 208);
+	model_loop_confirm(m, TID);
+	/* the waker event comes before the waiter's sleep, matched by start */
+	model_add_waker(m, TID, 777, 5000, &holder);
+	sleep_add(m, TID, NR_FUTEX, 1000, 5000, 4 * MS, GIL + 72, &st);
+	model_add_waker(m, TID, 778, 9000, &holder);
+	sleep_add(m, TID, NR_FUTEX, 1000, 8000, 2 * MS, GIL + 72, &st); /* different start: not 778's */
+	f = model_finding_at(m, 0);
+	assert_int_equal(f->kind, FINDING_GIL_CONTENTION);
+	assert_int_equal(f->nholders, 1);
+	assert_int_equal(f->holders[0].tid, 777);
+	assert_int_equal(f->holders[0].wait_ns, 4 * MS);
+	assert_string_equal(f->holders[0].stack.f[0].function, "crunch");
+	assert_int_equal(f->unattributed_ns, 2 * MS);
 }
 
 static void test_gil_wait_replayed(void **state)
@@ -345,8 +381,10 @@ static void test_gil_wait_replayed(void **state)
 	model_set_gil(m, GIL, 208);
 	sleep_add(m, TID, NR_FUTEX, 1000, 2000, 50 * MS, GIL + 8, &st);
 	assert_int_equal(model_loop(m, TID, 0)->gil_wait_ns, 0);
-	model_loop_confirm(m, TID);
 	assert_int_equal(model_nfindings(m), 0);
+	model_loop_confirm(m, TID);
+	assert_int_equal(model_nfindings(m), 1);
+	assert_int_equal(model_finding_at(m, 0)->kind, FINDING_GIL_CONTENTION);
 	assert_int_equal(model_loop(m, TID, 0)->gil_wait_ns, 50 * MS);
 }
 
@@ -749,6 +787,7 @@ int main(void)
 		T(test_unconfirmed_replay),
 		T(test_unconfirmed_old_iteration),
 		T(test_gil_wait),
+		T(test_gil_holder),
 		T(test_gil_wait_replayed),
 		T(test_stall_explained_by_blocking),
 		T(test_stall_fold_threshold),
