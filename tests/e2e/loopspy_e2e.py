@@ -273,7 +273,7 @@ def schema_problems(report) -> List[str]:
             p.append("loop %s lag_ms incomplete: %r" % (lp.get("tid"), lp["lag_ms"]))
     for f in report.get("findings") or []:
         missing = [k for k in _FINDING_KEYS if k not in f]
-        if f.get("kind") not in ("stall", "blocking_syscall"):
+        if f.get("kind") not in ("stall", "blocking_syscall", "lock_contention", "gil_contention", "gc_pause"):
             p.append("finding with unknown kind %r" % f.get("kind"))
         if f.get("kind") == "stall":
             b = f.get("breakdown")
