@@ -23,6 +23,7 @@
 struct session {
 	struct session_opts o;
 	struct tracer *t;
+	int shared;               /* t belongs to the caller */
 	struct model *m;
 	struct pyruntime rt;
 	int rt_state;             /* 0 looking, 1 ready, -1 given up */
@@ -165,6 +166,7 @@ static void loop_announce(struct session *s, uint32_t tid, int epfd)
 static void on_event(void *ctx, const void *data, size_t size)
 {
 	struct session *s = ctx;
+
 	const struct ls_event_hdr *h = data;
 
 	s->events++;
@@ -365,10 +367,31 @@ static void child_exec(int gate_fd, char **cmd)
 	_exit(127);
 }
 
+struct tracer *session_tracer_open(const struct session_opts *o,
+				   void (*fn)(void *ctx, const void *data, size_t size), void *ctx)
+{
+	struct tracer_opts to;
+
+	memset(&to, 0, sizeof(to));
+	to.stall_ns = o->stall_ns;
+	to.sample_after_ns = o->stall_ns / 10;
+	to.min_sleep_ns = 10000;
+	to.min_gc_ns = o->block_ns;
+	to.sample_hz = o->sample_hz;
+	to.walk_stacks = o->stacks;
+	to.verbose = o->verbose;
+	return tracer_open(&to, fn, ctx);
+}
+
+void session_on_event(struct session *s, const void *data, size_t size)
+{
+	if (s)
+		on_event(s, data, size);
+}
+
 struct session *session_open(const struct session_opts *o, int *exit_code)
 {
 	struct session *s = calloc(1, sizeof(*s));
-	struct tracer_opts to;
 	struct model_config mc;
 	struct ls_target_cfg cfg;
 	int gate[2] = { -1, -1 };
@@ -395,16 +418,14 @@ struct session *session_open(const struct session_opts *o, int *exit_code)
 	s->m = model_new(&mc);
 	if (!s->m)
 		goto fail;
-	memset(&to, 0, sizeof(to));
-	to.stall_ns = o->stall_ns;
-	to.sample_after_ns = o->stall_ns / 10;
-	to.min_sleep_ns = 10000;
-	to.sample_hz = o->sample_hz;
-	to.walk_stacks = o->stacks;
-	to.verbose = o->verbose;
-	s->t = tracer_open(&to, on_event, s);
-	if (!s->t)
-		goto fail;
+	if (o->tracer) {
+		s->t = o->tracer;
+		s->shared = 1;
+	} else {
+		s->t = session_tracer_open(o, on_event, s);
+		if (!s->t)
+			goto fail;
+	}
 	memset(&cfg, 0, sizeof(cfg));
 	if (o->cmd) {
 		size_t off = 0;
@@ -484,7 +505,7 @@ enum session_state session_poll(struct session *s, int timeout_ms, uint64_t refr
 	/* while a started command initialises, look for its runtime often */
 	if (s->o.cmd && s->rt_state == 0 && timeout_ms > 5)
 		timeout_ms = 5;
-	err = tracer_poll(s->t, timeout_ms);
+	err = s->shared ? 0 : tracer_poll(s->t, timeout_ms);
 	if (err < 0 && err != -EINTR)
 		fprintf(stderr, "loopspy: cannot poll events: %s\n", strerror(-err));
 	now = session_now_ns();
@@ -521,7 +542,7 @@ void session_stop_command(struct session *s, int sig)
 void session_finish(struct session *s)
 {
 	/* drain what is already in the ring buffer */
-	while (tracer_poll(s->t, 0) > 0)
+	while (!s->shared && tracer_poll(s->t, 0) > 0)
 		;
 	stats_refresh(s);
 	if (!s->child_done)
@@ -582,7 +603,12 @@ void session_close(struct session *s)
 	}
 	if (s->pidfd >= 0)
 		close(s->pidfd);
-	tracer_close(s->t);
+	if (s->shared && s->t) {
+		tracer_target_del(s->t, s->pid);
+		tracer_gc_detach(s->t, s->pid);
+	} else {
+		tracer_close(s->t);
+	}
 	pysym_free(s->sym);
 	model_free(s->m);
 	free(s);

@@ -7,7 +7,11 @@
 #include "core/model.h"
 #include "core/report.h"
 
+struct tracer;
+
 struct session_opts {
+	struct tracer *tracer;    /* shared tracer (agent): events are fed with
+				   * session_on_event; NULL: the session owns one */
 	pid_t pid;                /* attach to this process ... */
 	char **cmd;               /* ... or start this command */
 	uint64_t stall_ns, block_ns;
@@ -26,6 +30,13 @@ struct session;
 /* Attaches; for a command, starts it traced from its first instruction.
  * NULL on failure (message printed); *exit_code says which EXIT_*. */
 struct session *session_open(const struct session_opts *o, int *exit_code);
+
+/* Creates the tracer a session would own, for sharing between sessions;
+ * fn receives every ring-buffer record (route them by ls_event_hdr.tgid). */
+struct tracer *session_tracer_open(const struct session_opts *o,
+				   void (*fn)(void *ctx, const void *data, size_t size), void *ctx);
+/* One ring-buffer record of this session's target. */
+void session_on_event(struct session *s, const void *data, size_t size);
 
 /* Waits up to timeout_ms for events and handles them, refreshes loop
  * statistics every refresh_ns. Returns the session state. */

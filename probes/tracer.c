@@ -15,11 +15,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define TRACER_MAX_LINKS 8
+#define TRACER_MAX_LINKS 256
 
 struct tracer {
 	struct loopspy_bpf *skel;
 	struct bpf_link *gc_links[TRACER_MAX_LINKS];
+	pid_t gc_pids[TRACER_MAX_LINKS];
 	int ngc_links;
 	struct ring_buffer *rb;
 	struct bpf_link **perf_links;
@@ -124,6 +125,7 @@ struct tracer *tracer_open(const struct tracer_opts *o, tracer_event_fn fn, void
 	t->skel->rodata->sample_after_ns = o->sample_after_ns;
 	t->skel->rodata->min_sleep_ns = o->min_sleep_ns;
 	t->skel->rodata->walk_stacks = (uint32_t)o->walk_stacks;
+	t->skel->rodata->min_gc_ns = o->min_gc_ns ? o->min_gc_ns : 1000000ULL;
 	err = loopspy_bpf__load(t->skel);
 	if (err) {
 		err = -err;
@@ -273,12 +275,30 @@ int tracer_lockpairs_read(struct tracer *t, pid_t tgid,
 	return n;
 }
 
-static int gc_link_add(struct tracer *t, struct bpf_link *l)
+static int gc_link_add(struct tracer *t, pid_t pid, struct bpf_link *l)
 {
 	if (!l)
 		return -1;
+	t->gc_pids[t->ngc_links] = pid;
 	t->gc_links[t->ngc_links++] = l; /* room checked by the caller */
 	return 0;
+}
+
+void tracer_gc_detach(struct tracer *t, pid_t pid)
+{
+	int i, j = 0;
+
+	if (!t)
+		return;
+	for (i = 0; i < t->ngc_links; i++) {
+		if (t->gc_pids[i] == pid) {
+			bpf_link__destroy(t->gc_links[i]);
+			continue;
+		}
+		t->gc_pids[j] = t->gc_pids[i];
+		t->gc_links[j++] = t->gc_links[i];
+	}
+	t->ngc_links = j;
 }
 
 int tracer_gc_attach(struct tracer *t, pid_t pid, const char *binary, int minor,
@@ -300,8 +320,8 @@ int tracer_gc_attach(struct tracer *t, pid_t pid, const char *binary, int minor,
 	if (a) {
 		b = bpf_program__attach_usdt(t->skel->progs.gc_usdt_done, pid, path, "python", "gc__done", NULL);
 		if (b) {
-			gc_link_add(t, a);
-			gc_link_add(t, b);
+			gc_link_add(t, pid, a);
+			gc_link_add(t, pid, b);
 			snprintf(how, how_len, "usdt python:gc__start/gc__done");
 			return 0;
 		}
@@ -318,8 +338,8 @@ int tracer_gc_attach(struct tracer *t, pid_t pid, const char *binary, int minor,
 	uo.retprobe = true;
 	b = a ? bpf_program__attach_uprobe_opts(t->skel->progs.gc_uprobe_done, pid, path, 0, &uo) : NULL;
 	if (a && b) {
-		gc_link_add(t, a);
-		gc_link_add(t, b);
+		gc_link_add(t, pid, a);
+		gc_link_add(t, pid, b);
 		snprintf(how, how_len, "uprobe %s", fn);
 		return 0;
 	}

@@ -11,6 +11,7 @@ struct tracer_opts {
 	uint64_t stall_ns;
 	uint64_t sample_after_ns;
 	uint64_t min_sleep_ns;
+	uint64_t min_gc_ns;   /* GC pauses shorter than this are only summed */
 	int sample_hz;        /* 0: no CPU sampling */
 	int walk_stacks;
 	int verbose;          /* libbpf debug output */
@@ -51,5 +52,7 @@ int tracer_lockpairs_read(struct tracer *t, pid_t tgid,
  * Returns 0 when GC timing works. */
 int tracer_gc_attach(struct tracer *t, pid_t pid, const char *binary, int minor,
 		     char *how, size_t how_len);
+/* Removes the GC probes attached for pid. */
+void tracer_gc_detach(struct tracer *t, pid_t pid);
 
 #endif
