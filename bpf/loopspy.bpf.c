@@ -76,6 +76,8 @@ struct pending_sleep {
 	__u64 args[3];
 	__s32 nr;
 	__u32 state;
+	__s32 poll_fd;
+	__u32 pad;
 	struct ls_stack stack;
 };
 
@@ -621,6 +623,15 @@ static __always_inline void switch_out(struct task_struct *prev, bool preempt,
 	ps->args[0] = BPF_CORE_READ(regs, di);
 	ps->args[1] = BPF_CORE_READ(regs, si);
 	ps->args[2] = BPF_CORE_READ(regs, dx);
+	ps->poll_fd = -1;
+	/* poll()/ppoll() wait on an array the caller may reuse right after:
+	 * the fd must be read now */
+	if (ps->nr == 7 || ps->nr == 271) {
+		__s32 fd = -1;
+
+		if (!bpf_probe_read_user(&fd, sizeof(fd), (void *)ps->args[0]))
+			ps->poll_fd = fd;
+	}
 	stack_walk(prev, &cfg->py, &ps->stack);
 }
 
@@ -672,7 +683,7 @@ static __always_inline void switch_in(struct task_struct *next, __u64 now)
 	e->nr = ps->nr;
 	e->state = ps->state;
 	e->waker_tid = ts->waker_tid;
-	e->pad = 0;
+	e->poll_fd = ps->poll_fd;
 	if (bpf_probe_read_kernel(&e->stack, sizeof(e->stack), &ps->stack))
 		e->stack.nframes = 0;
 	bpf_ringbuf_submit(e, 0);

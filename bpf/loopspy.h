@@ -83,7 +83,7 @@ struct ls_ev_sleep {
 	__s32 nr;          /* syscall number, -1 when not in a syscall */
 	__u32 state;       /* prev_state at switch-out (1 = S, 2 = D) */
 	__u32 waker_tid;
-	__u32 pad;
+	__s32 poll_fd;     /* poll/ppoll: fd of the first pollfd (read while it slept), else -1 */
 	struct ls_stack stack;
 };
 

@@ -189,8 +189,11 @@ static void on_event(void *ctx, const void *data, size_t size)
 			ms.iter_start = e->iter_start;
 			ms.nr = e->nr;
 			memcpy(ms.args, e->args, sizeof(ms.args));
-			if (e->blocked_ns >= s->o.block_ns && syscall_takes_fd(e->nr))
+			if (e->blocked_ns >= s->o.block_ns && syscall_takes_fd(e->nr)) {
 				ms.fd_kind = fd_kind_get(s, (int)e->args[0]);
+			} else if (e->blocked_ns >= s->o.block_ns && e->poll_fd >= 0) {
+				ms.fd_kind = fd_kind_get(s, e->poll_fd);
+			}
 			ms.stack = stack_resolve(s, &e->stack);
 			model_add_sleep(s->m, &ms);
 		}
@@ -451,7 +454,10 @@ struct session *session_open(const struct session_opts *o, int *exit_code)
 			off += (size_t)snprintf(s->command + off, sizeof(s->command) - off, "%s%s",
 						i ? " " : "", o->cmd[i]);
 	}
-	if (tracer_target_add(s->t, s->pid, &cfg) < 0) {
+	/* a running process: stacks from its first event when possible */
+	if (!o->cmd)
+		runtime_step(s, 0);
+	if (s->rt_state != 1 && tracer_target_add(s->t, s->pid, &cfg) < 0) {
 		fprintf(stderr, "loopspy: cannot add target %d to the BPF map\n", (int)s->pid);
 		goto fail;
 	}
@@ -471,7 +477,6 @@ struct session *session_open(const struct session_opts *o, int *exit_code)
 		snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)s->pid);
 		read_small(path, s->command, sizeof(s->command), 1);
 		s->pidfd = (int)syscall(SYS_pidfd_open, s->pid, 0);
-		runtime_step(s, 0);
 		snprintf(path, sizeof(path), "/proc/%d/comm", (int)s->pid);
 		read_small(path, s->comm, sizeof(s->comm), 0);
 		if (!o->quiet) {

@@ -1,6 +1,7 @@
 #include "report.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static void dur_fmt(char *buf, size_t n, uint64_t ns)
 {
@@ -22,27 +23,51 @@ static const char *loop_name(const struct model *m, uint32_t tid)
 	return "?";
 }
 
+/* Python's own library and installed packages, as opposed to the user's
+ * code, which is what a reader looks for first. */
+static int file_is_library(const char *file)
+{
+	return !file || strstr(file, "/lib/python3") || strstr(file, "/site-packages/") ||
+	       strstr(file, "/dist-packages/") || !strncmp(file, "<frozen", 7);
+}
+
+static void frame_write(FILE *out, const struct mframe *f, const char *note)
+{
+	fprintf(out, "    %-24s %s", f->function ? f->function : "?", f->file ? f->file : "?");
+	if (f->line >= 0)
+		fprintf(out, ":%d", f->line);
+	else
+		fputs(":?", out);
+	if (note)
+		fprintf(out, "   %s", note);
+	fputc('\n', out);
+}
+
+/* The innermost frames, and always the innermost frame of the user's code
+ * (library frames of e.g. requests can be a dozen deep). */
 static void stack_write(FILE *out, const struct mstack *s, int max, const char *leaf_note)
 {
-	int i;
+	int i, user = -1;
 
 	if (!s->n) {
 		fprintf(out, "    (no Python stack)\n");
 		return;
 	}
-	for (i = 0; i < s->n && i < max; i++) {
-		fprintf(out, "    %-24s %s", s->f[i].function ? s->f[i].function : "?",
-			s->f[i].file ? s->f[i].file : "?");
-		if (s->f[i].line >= 0)
-			fprintf(out, ":%d", s->f[i].line);
-		else
-			fputs(":?", out);
-		if (i == 0 && leaf_note)
-			fprintf(out, "   %s", leaf_note);
-		fputc('\n', out);
+	for (i = 0; i < s->n && user < 0; i++)
+		if (!file_is_library(s->f[i].file))
+			user = i;
+	for (i = 0; i < s->n && i < max; i++)
+		frame_write(out, &s->f[i], i == 0 ? leaf_note : NULL);
+	if (user >= max) {
+		if (user > max)
+			fprintf(out, "    ... %d library frames\n", user - max);
+		frame_write(out, &s->f[user], NULL);
+		if (user + 1 < s->n)
+			frame_write(out, &s->f[user + 1], NULL);
+		i = user + 2;
 	}
-	if (s->n > max)
-		fprintf(out, "    ... %d more frames\n", s->n - max);
+	if (s->n > i)
+		fprintf(out, "    ... %d more frames\n", s->n - i);
 }
 
 void report_summary_write(FILE *out, const struct model *m, const struct report_meta *meta)
