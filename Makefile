@@ -6,8 +6,10 @@ BPFTOOL   ?= bpftool
 ARCH      := x86
 
 CFLAGS    ?= -O2 -g
-CFLAGS    += -std=gnu11 -Wall -Wextra -Werror -I$(OUT) -Ibpf -Iprobes -Icli -Icli/core
-LDLIBS    := -lbpf -lelf -lz -lcjson -lm
+CFLAGS    += -std=gnu11 -Wall -Wextra -Werror -I$(OUT) -Ibpf -Iprobes -Icli -Icli/core -Itui
+LDLIBS    := -lbpf -lelf -lz -lcjson -lm -lmicrohttpd
+# curses only for the program (tui/draw.c, tui/keys.c), never for unit tests
+TUI_LIBS  := $(shell pkg-config --libs ncursesw 2>/dev/null || echo -lncursesw)
 
 ifeq ($(SANITIZE),1)
 CC        := clang
@@ -24,15 +26,17 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 CORE_SRC  := $(wildcard cli/core/*.c) probes/cpython_layouts.c
-APP_SRC   := $(filter-out $(CORE_SRC),$(wildcard cli/*.c probes/*.c))
+APP_SRC   := $(filter-out $(CORE_SRC),$(wildcard cli/*.c probes/*.c tui/*.c))
 CORE_OBJ  := $(patsubst %.c,$(OUT)/obj/%.o,$(CORE_SRC))
 APP_OBJ   := $(patsubst %.c,$(OUT)/obj/%.o,$(APP_SRC))
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRC))
+# the pure part of the TUI (no curses), linked into unit tests
+VIEW_OBJ  := $(OUT)/obj/tui/view.o
 
 PYTEST    := /usr/bin/python3 -m pytest
 
-.PHONY: all deps clean test unit e2e demo
+.PHONY: all deps clean test unit e2e demo golden
 all: $(OUT)/loopspy
 
 deps:
@@ -59,16 +63,16 @@ $(OUT)/syscall_names.inc: /usr/include/x86_64-linux-gnu/asm/unistd_64.h
 	$(Q)mkdir -p $(OUT)
 	$(Q)awk '$$1 == "#define" && $$2 ~ /^__NR_/ && $$3 ~ /^[0-9]+$$/ { sub("__NR_", "", $$2); printf "\t[%s] = \"%s\",\n", $$3, $$2 }' $< > $@
 
-$(OUT)/obj/%.o: %.c $(OUT)/loopspy.skel.h $(OUT)/syscall_names.inc $(wildcard bpf/*.h probes/*.h cli/*.h cli/core/*.h)
+$(OUT)/obj/%.o: %.c $(OUT)/loopspy.skel.h $(OUT)/syscall_names.inc $(wildcard bpf/*.h probes/*.h cli/*.h cli/core/*.h tui/*.h)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
 $(OUT)/loopspy: $(APP_OBJ) $(CORE_OBJ)
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) $(TUI_LIBS) -o $@
 
-$(OUT)/tests/%: tests/unit/%.c $(CORE_OBJ)
+$(OUT)/tests/%: tests/unit/%.c $(CORE_OBJ) $(VIEW_OBJ)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
@@ -78,6 +82,11 @@ $(OUT)/tests/%: tests/unit/%.c $(CORE_OBJ)
 unit: $(UNIT_BIN)
 	$(Q)rm -rf $(OUT)/fixtures && bash tests/unit/run-pyline-fixtures.sh $(OUT)/fixtures
 	$(Q)set -e; for t in $(UNIT_BIN); do echo "== $$t"; LOOPSPY_FIXTURES=$(OUT)/fixtures LOOPSPY_ROOT=$(CURDIR) $$t; done
+
+# Rewrites tests/golden/ from the report renderers after an intended change
+# of an output format; review `git diff tests/golden` before committing.
+golden: $(OUT)/tests/test_render
+	$(Q)LOOPSPY_ROOT=$(CURDIR) LOOPSPY_UPDATE_GOLDEN=1 $<
 
 # End-to-end: real BPF against the programs in tests/programs (root).
 e2e: $(OUT)/loopspy

@@ -7,10 +7,13 @@ pkgs=(
   libbpf-dev bpftool                    # BPF loader library, skeleton generator
   libelf-dev zlib1g-dev                 # libbpf's and our ELF symbol reading
   libcjson-dev                          # JSON report writer/reader
+  libmicrohttpd-dev                     # loopspy agent: HTTP server for /metrics
   libncurses-dev                        # loopspy top
   libcmocka-dev                         # unit tests
   python3 python3-pytest                # end-to-end tests
+  prometheus                            # end-to-end test of loopspy agent
   python3-aiohttp python3-uvloop        # test targets (uvloop, aiohttp)
+  chromium                              # loads the HTML report headless in tests
   libclang-rt-14-dev                    # sanitizer/fuzzer runtimes
   valgrind tmux wrk hyperfine bpftrace strace procps  # tests and benchmarks
 )

@@ -12,6 +12,9 @@ static void usage(FILE *out)
 		"commands:\n"
 		"  record -p PID [-d SECONDS] [-o FILE]   attach to a running process\n"
 		"  run [-o FILE] [-d SECONDS] -- CMD...     start CMD and trace it from its first instruction\n"
+		"  top -p PID | top -- CMD...               live dashboard of loops and findings (docs/top.md)\n"
+		"  report IN.json [-o OUT] [--format F]     render a report: md, html, junit, sarif, folded, trace, json\n"
+		"  diff BASE.json CUR.json                  new, worse and gone finding sites between two reports\n"
 		"  version                                  print the version\n"
 		"\n"
 		"common options:\n"
@@ -23,9 +26,13 @@ static void usage(FILE *out)
 		"      --no-stacks            do not walk Python stacks\n"
 		"  -q, --quiet                no summary on stdout\n"
 		"  -v, --verbose              libbpf debug output\n"
+		"      --fail-on RULES        CI gate, e.g. 'stall>100ms,blocking_syscall' (docs/ci.md)\n"
+		"      --baseline FILE        CI gate: fail on finding sites not in this earlier report\n"
+		"      --max-regression PCT   CI gate: also fail on sites or loop lag worse by more than PCT%%\n"
 		"\n"
-		"Exit status: 0 ok, 1 tracing failed, 2 usage, 3 bad target, 4 output not writable;\n"
-		"`run` exits with the command's status (128+N when killed by signal N).\n"
+		"Exit status: 0 ok, 1 tracing failed, 2 usage, 3 bad target, 4 output not writable,\n"
+		"5 gate failed, 6 bad input report; `run` exits with the command's status when it\n"
+		"failed (128+N when killed by signal N).\n"
 		"See `loopspy <command> --help` and docs/.\n");
 }
 
@@ -49,6 +56,12 @@ int main(int argc, char **argv)
 		return cmd_record(argc - 1, argv + 1);
 	if (!strcmp(cmd, "run"))
 		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(cmd, "top"))
+		return cmd_top(argc - 1, argv + 1);
+	if (!strcmp(cmd, "report"))
+		return cmd_report(argc - 1, argv + 1);
+	if (!strcmp(cmd, "diff"))
+		return cmd_diff(argc - 1, argv + 1);
 	fprintf(stderr, "loopspy: cannot run command '%s': unknown command\nhint: loopspy --help\n", cmd);
 	return EXIT_USAGE;
 }

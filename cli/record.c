@@ -19,6 +19,7 @@ struct opts {
 	struct session_opts so;
 	uint64_t duration_ns;     /* 0: until stopped */
 	const char *output;
+	struct ci_gate gate;
 };
 
 static volatile sig_atomic_t stop_signal;
@@ -40,9 +41,8 @@ static int output_open(const char *path)
 	return fd;
 }
 
-static int report_write(int fd, const char *path, struct model *m, const struct report_meta *meta)
+static int report_write(int fd, const char *path, const char *json)
 {
-	char *json = report_json_render(m, meta);
 	size_t len, off = 0;
 	int ret = -1;
 
@@ -68,7 +68,6 @@ static int report_write(int fd, const char *path, struct model *m, const struct 
 cleanup:
 	if (ret < 0)
 		fprintf(stderr, "loopspy: cannot write report %s: %s\n", path, strerror(errno));
-	free(json);
 	return ret;
 }
 
@@ -87,7 +86,11 @@ static void usage_record(FILE *out, int run)
 		"      --sample-hz HZ         default 499, 0 disables CPU sampling\n"
 		"      --no-stacks            do not walk Python stacks\n"
 		"  -q, --quiet                no summary\n"
-		"  -v, --verbose              libbpf debug output\n");
+		"  -v, --verbose              libbpf debug output\n"
+		"      --fail-on RULES        exit 5 when a rule matches, e.g. 'stall>100ms,blocking_syscall'\n"
+		"      --baseline FILE        exit 5 on finding sites not in this earlier report\n"
+		"      --max-regression PCT   with --baseline: also on sites or loop lag p99 worse by > PCT%%\n"
+		"  (docs/ci.md; `run` exits with the command's status first when it failed)\n");
 }
 
 static int opts_parse(int argc, char **argv, int run, struct opts *o)
@@ -100,6 +103,9 @@ static int opts_parse(int argc, char **argv, int run, struct opts *o)
 		{ "block-threshold", required_argument, NULL, 2 },
 		{ "sample-hz", required_argument, NULL, 3 },
 		{ "no-stacks", no_argument, NULL, 4 },
+		{ "fail-on", required_argument, NULL, 5 },
+		{ "baseline", required_argument, NULL, 6 },
+		{ "max-regression", required_argument, NULL, 7 },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -108,6 +114,7 @@ static int opts_parse(int argc, char **argv, int run, struct opts *o)
 	int c;
 
 	memset(o, 0, sizeof(*o));
+	ci_gate_init(&o->gate);
 	o->so.stall_ns = 100000000ULL;
 	o->so.block_ns = 1000000ULL;
 	o->so.sample_hz = 499;
@@ -158,6 +165,16 @@ static int opts_parse(int argc, char **argv, int run, struct opts *o)
 		case 4:
 			o->so.stacks = 0;
 			break;
+		case 5:
+			o->gate.fail_on = optarg;
+			break;
+		case 6:
+			o->gate.baseline = optarg;
+			break;
+		case 7:
+			if (ci_gate_set_max_regression(&o->gate, optarg) < 0)
+				return -1;
+			break;
 		case 'q':
 			o->so.quiet = 1;
 			break;
@@ -197,16 +214,24 @@ static int session_main(int argc, char **argv, int run)
 	struct session *s = NULL;
 	struct report_meta meta;
 	struct sigaction sa;
-	int ret = EXIT_FAILURE_, out_fd = -1;
+	int ret = EXIT_FAILURE_, out_fd = -1, gate_ret = EXIT_OK;
 	const char *end_reason = "duration";
 	uint64_t deadline = 0;
+	char *json = NULL;
 
 	if (opts_parse(argc, argv, run, &o) < 0)
 		return EXIT_USAGE;
+	/* bad rules or baseline fail before anything is attached */
+	ret = ci_gate_prepare(&o.gate);
+	if (ret != EXIT_OK)
+		goto cleanup;
+	ret = EXIT_FAILURE_;
 	if (o.output) {
 		out_fd = output_open(o.output);
-		if (out_fd < 0)
-			return EXIT_OUTPUT;
+		if (out_fd < 0) {
+			ret = EXIT_OUTPUT;
+			goto cleanup;
+		}
 	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -247,19 +272,30 @@ static int session_main(int argc, char **argv, int run)
 	session_finish(s);
 	session_meta(s, &meta, end_reason);
 	ret = EXIT_OK;
-	if (out_fd >= 0 && report_write(out_fd, o.output, session_model(s), &meta) < 0)
+	if (out_fd >= 0 || ci_gate_active(&o.gate))
+		json = report_json_render(session_model(s), &meta);
+	if (out_fd >= 0 && report_write(out_fd, o.output, json) < 0)
 		ret = EXIT_OUTPUT;
 	if (!o.so.quiet)
 		report_summary_write(stdout, session_model(s), &meta);
 	if (meta.dropped_events)
 		fprintf(stderr, "loopspy: %llu events were dropped (ring buffer full): the report undercounts\n",
 			(unsigned long long)meta.dropped_events);
+	if (ci_gate_active(&o.gate)) {
+		fflush(stdout);
+		gate_ret = json ? ci_gate_check(&o.gate, json, o.so.quiet) : EXIT_FAILURE_;
+	}
+	/* the command's own failure first, then the gate's */
 	if (run && ret == EXIT_OK)
 		ret = session_exit_status(s);
+	if (ret == EXIT_OK)
+		ret = gate_ret;
 cleanup:
 	session_close(s);
 	if (out_fd >= 0)
 		close(out_fd);
+	free(json);
+	ci_gate_release(&o.gate);
 	return ret;
 }
 

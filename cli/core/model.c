@@ -988,3 +988,12 @@ size_t model_findings_sorted(const struct model *m, const struct finding ***out)
 	*out = v;
 	return n;
 }
+
+void model_reset(struct model *m)
+{
+	/* `top`'s r key: findings and timeline start again; loops, locks,
+	 * names and interned strings (still referenced) stay */
+	m->nfindings = 0;
+	m->tl_head = m->tl_len = 0;
+	m->tl_dropped = 0;
+}

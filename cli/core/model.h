@@ -221,4 +221,7 @@ void model_timeline_add(struct model *m, uint32_t tid, enum timeline_kind kind, 
 /* Latency percentile (0..100) of a loop's iteration busy time, in ns. */
 uint64_t loop_percentile_ns(const struct loop_info *l, double pct);
 
+/* Forgets the findings and the timeline (`top`'s reset); loops stay. */
+void model_reset(struct model *m);
+
 #endif

@@ -131,6 +131,32 @@ static cJSON *locks_json(const struct model *m)
 	return arr;
 }
 
+/* The loop-lag histogram coarsened to powers of two: bin 0 is [0, 16 us),
+ * bin k is [2^(k+3), 2^(k+4)) us — the log-linear buckets (16 exact ones,
+ * then 8 per power of two, bpf/loopspy.h) merged 8 by 8. From bin 0 to the
+ * last non-empty one. */
+static cJSON *lag_histogram_json(const struct loop_info *l)
+{
+	uint64_t bins[1 + (LS_HIST_BUCKETS - 16) / 8 + 1] = { 0 };
+	cJSON *arr = cJSON_CreateArray();
+	int b, k, last = -1;
+
+	for (b = 0; b < LS_HIST_BUCKETS; b++) {
+		k = b < 16 ? 0 : 1 + (b - 16) / 8;
+		bins[k] += l->hist[b];
+		if (l->hist[b])
+			last = k;
+	}
+	for (k = 0; arr && k <= last; k++) {
+		cJSON *o = cJSON_CreateObject();
+
+		cJSON_AddNumberToObject(o, "lt_ms", (double)(1ULL << (k + 4)) / 1000.0);
+		cJSON_AddNumberToObject(o, "count", (double)bins[k]);
+		cJSON_AddItemToArray(arr, o);
+	}
+	return arr;
+}
+
 static cJSON *finding_json(const struct model *m, const struct finding *f)
 {
 	cJSON *o = cJSON_CreateObject();
@@ -258,6 +284,7 @@ char *report_json_render(const struct model *m, const struct report_meta *meta)
 		cJSON_AddNumberToObject(o, "busy_ratio",
 					window ? (double)(int)(1000.0 * (double)l->busy_ns / (double)window) / 1000.0 : 0);
 		cJSON_AddNumberToObject(o, "gil_wait_ms", ms(l->gil_wait_ns));
+		cJSON_AddItemToObject(o, "lag_histogram", lag_histogram_json(l));
 		cJSON_AddItemToArray(loops, o);
 	}
 	{
