@@ -32,33 +32,10 @@ const volatile __u64 min_gc_ns = 1000000ULL;     /* --block-threshold for GC pau
  * this, so a thread that never waits again costs nothing. */
 #define LS_CANDIDATE_NS 2000000000ULL
 
-struct thread_state;
-static __always_inline int iteration_tracked(struct thread_state *ts, __u64 now);
+struct ls_thread_state;
+static __always_inline int iteration_tracked(struct ls_thread_state *ts, __u64 now);
 
-struct thread_state {
-	__u32 tgid;
-	__s32 loop_epfd;
-	__s32 cand_epfd;
-	__u32 cand_count;
-	__s32 wait_epfd;
-	__u8 is_loop;
-	__u8 in_wait;
-	__u8 off_kind;     /* 0: on CPU, 1: sleeping, 2: preempted */
-	__u8 pad;
-	__u64 iter_start;
-	__u64 off_start;
-	__u64 wake_ts;
-	__u32 waker_tid;
-	__u32 nsleeps;
-	__u32 npreempt;
-	__u32 pad2;
-	__u64 blocked_ns;
-	__u64 runnable_ns;
-	__u64 gc_start;
-	__u64 gc_ns;
-	__s32 gc_gen;
-	__u32 pad3;
-};
+
 
 /* A futex wait in progress, any thread of a target. */
 struct futex_wait {
@@ -69,17 +46,7 @@ struct futex_wait {
 	__u32 waker;
 };
 
-/* A sleep in progress: walked at switch-out, emitted at switch-in when it
- * lasted long enough to matter. */
-struct pending_sleep {
-	__u64 start;
-	__u64 args[3];
-	__s32 nr;
-	__u32 state;
-	__s32 poll_fd;
-	__u32 pad;
-	struct ls_stack stack;
-};
+
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -92,14 +59,14 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 8192);
 	__type(key, __u32);
-	__type(value, struct thread_state);
+	__type(value, struct ls_thread_state);
 } threads SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 1024);
 	__type(key, __u32);
-	__type(value, struct pending_sleep);
+	__type(value, struct ls_pending_sleep);
 } pending SEC(".maps");
 
 struct {
@@ -150,7 +117,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct pending_sleep);
+	__type(value, struct ls_pending_sleep);
 } zero_sleep SEC(".maps");
 
 struct {
@@ -281,7 +248,7 @@ fault:
 	st->status = LS_STACK_FAULT;
 }
 
-static __always_inline int iteration_tracked(struct thread_state *ts, __u64 now)
+static __always_inline int iteration_tracked(struct ls_thread_state *ts, __u64 now)
 {
 	if (!ts->iter_start)
 		return 0;
@@ -293,10 +260,10 @@ static __always_inline int iteration_tracked(struct thread_state *ts, __u64 now)
 	return 0;
 }
 
-static __always_inline struct thread_state *thread_get(__u32 tid, __u32 tgid)
+static __always_inline struct ls_thread_state *thread_get(__u32 tid, __u32 tgid)
 {
-	struct thread_state *ts = bpf_map_lookup_elem(&threads, &tid);
-	struct thread_state init = {};
+	struct ls_thread_state *ts = bpf_map_lookup_elem(&threads, &tid);
+	struct ls_thread_state init = {};
 
 	if (ts)
 		return ts;
@@ -308,7 +275,7 @@ static __always_inline struct thread_state *thread_get(__u32 tid, __u32 tgid)
 	return bpf_map_lookup_elem(&threads, &tid);
 }
 
-static __always_inline void iteration_close(struct thread_state *ts, __u32 tid,
+static __always_inline void iteration_close(struct ls_thread_state *ts, __u32 tid,
 					    __u32 tgid, __u64 now)
 {
 	struct ls_loop_stats *ls = bpf_map_lookup_elem(&loops, &tid);
@@ -363,7 +330,7 @@ out:
 	ts->iter_start = 0;
 }
 
-static __always_inline void iteration_open(struct thread_state *ts, __u32 tid, __u64 now)
+static __always_inline void iteration_open(struct ls_thread_state *ts, __u32 tid, __u64 now)
 {
 	struct ls_loop_stats *ls;
 
@@ -383,7 +350,7 @@ static __always_inline int epoll_enter(__s32 epfd)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32, tid = (__u32)id;
-	struct thread_state *ts;
+	struct ls_thread_state *ts;
 	__u64 now;
 
 	if (!bpf_map_lookup_elem(&targets, &tgid))
@@ -434,7 +401,7 @@ static __always_inline int epoll_exit(void)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32, tid = (__u32)id;
-	struct thread_state *ts;
+	struct ls_thread_state *ts;
 
 	if (!bpf_map_lookup_elem(&targets, &tgid))
 		return 0;
@@ -583,8 +550,8 @@ static __always_inline void switch_out(struct task_struct *prev, bool preempt,
 {
 	__u32 tgid = BPF_CORE_READ(prev, tgid), tid = BPF_CORE_READ(prev, pid);
 	struct ls_target_cfg *cfg = bpf_map_lookup_elem(&targets, &tgid);
-	struct thread_state *ts;
-	struct pending_sleep *ps;
+	struct ls_thread_state *ts;
+	struct ls_pending_sleep *ps;
 	struct pt_regs *regs;
 
 	if (!cfg)
@@ -605,7 +572,7 @@ static __always_inline void switch_out(struct task_struct *prev, bool preempt,
 	ps = bpf_map_lookup_elem(&pending, &tid);
 	if (!ps) {
 		__u32 z = 0;
-		struct pending_sleep *zero = bpf_map_lookup_elem(&zero_sleep, &z);
+		struct ls_pending_sleep *zero = bpf_map_lookup_elem(&zero_sleep, &z);
 
 		/* the value is too large for the BPF stack: insert a copy of
 		 * an all-zero map value, then fill it in place */
@@ -638,8 +605,8 @@ static __always_inline void switch_out(struct task_struct *prev, bool preempt,
 static __always_inline void switch_in(struct task_struct *next, __u64 now)
 {
 	__u32 tgid = BPF_CORE_READ(next, tgid), tid = BPF_CORE_READ(next, pid);
-	struct thread_state *ts;
-	struct pending_sleep *ps;
+	struct ls_thread_state *ts;
+	struct ls_pending_sleep *ps;
 	struct ls_ev_sleep *e;
 	__u64 wake, blocked, runnable;
 
@@ -705,7 +672,7 @@ int BPF_PROG(on_sched_wakeup, struct task_struct *p)
 {
 	__u32 tgid = BPF_CORE_READ(p, tgid), tid = BPF_CORE_READ(p, pid);
 	struct ls_target_cfg *cfg = bpf_map_lookup_elem(&targets, &tgid);
-	struct thread_state *ts;
+	struct ls_thread_state *ts;
 	struct futex_wait *fw;
 	__u64 id = bpf_get_current_pid_tgid(), now;
 	__u32 waker = (id >> 32) == tgid ? (__u32)id : 0;
@@ -761,7 +728,7 @@ int on_sample(struct bpf_perf_event_data *ctx)
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32, tid = (__u32)id;
 	struct ls_target_cfg *cfg = bpf_map_lookup_elem(&targets, &tgid);
-	struct thread_state *ts;
+	struct ls_thread_state *ts;
 	struct ls_ev_sample *e;
 	struct task_struct *task;
 	__u64 now;
@@ -802,7 +769,7 @@ static __always_inline int gc_begin(__s32 gen)
 	__u64 id = bpf_get_current_pid_tgid(), now;
 	__u32 tgid = id >> 32, tid = (__u32)id, z = 0;
 	struct ls_target_cfg *cfg = bpf_map_lookup_elem(&targets, &tgid);
-	struct thread_state *ts;
+	struct ls_thread_state *ts;
 	struct gc_rec *g, *zero;
 
 	if (!cfg)
@@ -830,7 +797,7 @@ static __always_inline int gc_end(void)
 {
 	__u64 id = bpf_get_current_pid_tgid(), now, dur;
 	__u32 tgid = id >> 32, tid = (__u32)id;
-	struct thread_state *ts;
+	struct ls_thread_state *ts;
 	struct gc_rec *g;
 	struct ls_ev_gc *e;
 

@@ -161,6 +161,45 @@ struct ls_ev_loop {
 	char comm[LS_COMM_LEN];
 };
 
+/* Kernel-side state of a thread that waited in epoll (a loop or a
+ * candidate); user space reads it to see a stall in progress. */
+struct ls_thread_state {
+	__u32 tgid;
+	__s32 loop_epfd;
+	__s32 cand_epfd;
+	__u32 cand_count;
+	__s32 wait_epfd;
+	__u8 is_loop;
+	__u8 in_wait;
+	__u8 off_kind;     /* 0: on CPU, 1: sleeping, 2: preempted */
+	__u8 pad;
+	__u64 iter_start;
+	__u64 off_start;
+	__u64 wake_ts;
+	__u32 waker_tid;
+	__u32 nsleeps;
+	__u32 npreempt;
+	__u32 pad2;
+	__u64 blocked_ns;
+	__u64 runnable_ns;
+	__u64 gc_start;
+	__u64 gc_ns;
+	__s32 gc_gen;
+	__u32 pad3;
+};
+
+/* A sleep in progress: walked at switch-out, emitted at switch-in when it
+ * lasted long enough to matter. */
+struct ls_pending_sleep {
+	__u64 start;
+	__u64 args[3];
+	__s32 nr;
+	__u32 state;
+	__s32 poll_fd;
+	__u32 pad;
+	struct ls_stack stack;
+};
+
 /* Per loop thread, aggregated in the kernel so a busy loop costs no events. */
 struct ls_loop_stats {
 	__u32 tgid;

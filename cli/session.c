@@ -332,9 +332,35 @@ static void loops_cb(void *ctx, uint32_t tid, const struct ls_loop_stats *st)
 	model_loop_update(s->m, tid, st);
 }
 
+/* A loop deep into a long iteration: what is it blocked in right now?
+ * (samples only see it on CPU; a sleep is reported when it ends) */
+static void live_refresh(struct session *s)
+{
+	uint64_t now = session_now_ns();
+	struct ls_pending_sleep ps;
+	size_t i;
+
+	for (i = 0; i < model_nloops(s->m); i++) {
+		const struct loop_info *l = model_loop_at(s->m, i);
+		int r;
+
+		if (!l->iter_start || now < l->iter_start || now - l->iter_start < s->o.stall_ns / 2) {
+			model_loop_set_live(s->m, l->tid, 0, -1, NULL);
+			continue;
+		}
+		r = tracer_live_state(s->t, l->tid, &ps);
+		if (r == 0)
+			model_loop_set_live(s->m, l->tid, 0, -1, NULL);
+		else
+			model_loop_set_live(s->m, l->tid, l->iter_start, r == 2 ? -3 : ps.nr,
+					    stack_resolve(s, &ps.stack));
+	}
+}
+
 static void stats_refresh(struct session *s)
 {
 	tracer_loops_read(s->t, s->pid, loops_cb, s);
+	live_refresh(s);
 	tracer_locks_read(s->t, s->pid, locks_cb, s);
 	tracer_lockpairs_read(s->t, s->pid, lockpairs_cb, s);
 }

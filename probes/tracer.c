@@ -348,3 +348,28 @@ int tracer_gc_attach(struct tracer *t, pid_t pid, const char *binary, int minor,
 	snprintf(how, how_len, "unavailable: no GC USDT probes and no symbol %s in %s", fn, binary);
 	return -1;
 }
+
+int tracer_live_state(struct tracer *t, uint32_t tid, struct ls_pending_sleep *sleep)
+{
+	struct ls_thread_state ts;
+
+	if (bpf_map_lookup_elem(bpf_map__fd(t->skel->maps.threads), &tid, &ts) || !ts.iter_start)
+		return 0;
+	if (ts.gc_start) {
+		/* struct gc_rec in the BPF object: start, gen, pad, stack */
+		struct { uint64_t start; int32_t gen; uint32_t pad; struct ls_stack stack; } g;
+
+		if (bpf_map_lookup_elem(bpf_map__fd(t->skel->maps.gcs), &tid, &g) == 0 && g.start == ts.gc_start) {
+			memset(sleep, 0, sizeof(*sleep));
+			sleep->start = g.start;
+			sleep->nr = -3;
+			sleep->stack = g.stack;
+			return 2;
+		}
+	}
+	if (ts.off_kind != 1)
+		return 0;
+	if (bpf_map_lookup_elem(bpf_map__fd(t->skel->maps.pending), &tid, sleep) || sleep->start != ts.off_start)
+		return 0;
+	return 1;
+}

@@ -52,6 +52,12 @@ int tracer_lockpairs_read(struct tracer *t, pid_t tgid,
  * Returns 0 when GC timing works. */
 int tracer_gc_attach(struct tracer *t, pid_t pid, const char *binary, int minor,
 		     char *how, size_t how_len);
+/* What a loop thread is doing right now inside a running iteration:
+ * 1 sleeping (*sleep filled: syscall and the stack walked when it went to
+ * sleep), 2 collecting garbage (*sleep->stack is the triggering stack),
+ * 0 running or unknown. */
+int tracer_live_state(struct tracer *t, uint32_t tid, struct ls_pending_sleep *sleep);
+
 /* Removes the GC probes attached for pid. */
 void tracer_gc_detach(struct tracer *t, pid_t pid);
 

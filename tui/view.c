@@ -2,6 +2,7 @@
  * sparklines, sorting and filtering, the loop history and the layout of
  * every screen. Pure: no curses, no system calls. */
 #include "view.h"
+#include "syscalls.h"
 #include "report.h"
 
 #include <ctype.h>
@@ -817,11 +818,16 @@ int view_snap_take(struct view_snap *snap, struct view_history *h, const struct 
 		if (lh && !t->exited)
 			history_note(h, lh, l, now);
 		loop_fill(vl, lh, l, now, snap->stall_ns, t->exited);
+		vl->live_what = 0;
 		if (vl->live_ns) {
 			const struct mstack *live = model_loop_live_stack(m, l->tid, l->iter_start);
 
 			if (live && live->n)
 				vl->live = live->f[0];
+			if (l->live_iter && l->live_iter == l->iter_start) {
+				vl->live_what = l->live_nr == -3 ? 2 : l->live_nr >= 0 ? 1 : 0;
+				vl->live_nr = l->live_nr;
+			}
 		}
 	}
 	for (i = 0; i < nf; i++) {
@@ -1316,6 +1322,13 @@ static void live_row(struct lb *b, const struct view_loop *l)
 		lb_text(b, where);
 	} else {
 		lb_text(b, " (no stack yet: blocked, or not sampled)");
+	}
+	if (l->live_what == 2) {
+		lb_text(b, " (in GC)");
+	} else if (l->live_what == 1) {
+		const char *sc = syscall_name(l->live_nr);
+
+		lb_textf(b, " (blocked in %s)", sc ? sc : "a syscall");
 	}
 }
 

@@ -83,6 +83,8 @@ struct view_loop {
 	uint64_t stalls;            /* since attach or the last reset */
 	uint64_t live_ns;           /* age of an iteration >= the stall threshold still running, else 0 */
 	struct mframe live;         /* where it is now; function NULL when not known yet */
+	int live_what;              /* 0 on CPU or unknown, 1 blocked in syscall live_nr, 2 in GC */
+	int live_nr;
 	int nspark;
 	uint64_t spark[VIEW_SPARK_MAX]; /* max lag per period, oldest first; VIEW_NODATA before attach */
 };

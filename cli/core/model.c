@@ -916,10 +916,32 @@ size_t model_timeline(const struct model *m, const struct timeline_ev **out, uin
 	return m->tl_len;
 }
 
+void model_loop_set_live(struct model *m, uint32_t tid, uint64_t iter_start, int nr,
+			 const struct mstack *stack)
+{
+	struct loop_info *l = model_loop(m, tid, 0);
+
+	if (!l)
+		return;
+	if (nr == -1) {
+		l->live_iter = 0;
+		l->live_stack = NULL;
+		return;
+	}
+	l->live_iter = iter_start;
+	l->live_nr = nr;
+	l->live_stack = stack_intern(m, stack);
+}
+
 const struct mstack *model_loop_live_stack(const struct model *m, uint32_t tid, uint64_t iter_start)
 {
 	const struct pending *best = NULL;
 	size_t i;
+
+	for (i = 0; i < m->nloops; i++)
+		if (m->loops[i].tid == tid && m->loops[i].live_iter == iter_start && iter_start &&
+		    m->loops[i].live_stack && m->loops[i].live_stack->n)
+			return m->loops[i].live_stack;
 
 	for (i = 0; i < m->npend; i++) {
 		const struct pending *p = &m->pend[i];

@@ -102,6 +102,11 @@ struct loop_info {
 	uint64_t starved_stalls; /* stalls made long by waiting for a CPU */
 	uint64_t pend_iter;   /* iteration whose events are buffered */
 	int confirmed;        /* seen waiting repeatedly on its epoll fd */
+	/* what the loop is doing right now (read from the kernel while an
+	 * iteration runs long): sleeping in live_nr, or in GC (live_nr -3) */
+	uint64_t live_iter;
+	int live_nr;
+	const struct mstack *live_stack;
 	/* the last peer that woke this loop out of a futex wait */
 	uint32_t waker_tid;
 	uint64_t waker_sleep_start;
@@ -198,10 +203,17 @@ const char *model_lock_kind(const struct model *m, uint64_t addr, uint32_t op);
 /* Human name of a finding kind: "stall", "blocking_syscall", ... */
 const char *finding_kind_name(enum finding_kind k);
 
-/* Most recent Python stack seen (CPU sample or sleep) in the iteration of
- * tid that started at iter_start — what a loop is stuck in right now while
- * a stall is in progress (loop_info.iter_start != 0). NULL when unknown. */
+/* What a loop is stuck in right now while a stall is in progress
+ * (loop_info.iter_start != 0): the blocking call or collection it is in
+ * (model_loop_set_live), else the most recent Python stack seen (CPU sample
+ * or sleep) in the iteration of tid that started at iter_start. NULL when
+ * unknown. */
 const struct mstack *model_loop_live_stack(const struct model *m, uint32_t tid, uint64_t iter_start);
+
+/* Records what a loop is blocked in right now (iteration iter_start):
+ * syscall nr (-3: garbage collection) and its stack; nr -1 clears it. */
+void model_loop_set_live(struct model *m, uint32_t tid, uint64_t iter_start, int nr,
+			 const struct mstack *stack);
 
 /* Confirmed loops only. */
 size_t model_nloops(const struct model *m);
