@@ -15,6 +15,7 @@ static void usage(FILE *out)
 		"  top -p PID | top -- CMD...               live dashboard of loops and findings (docs/top.md)\n"
 		"  report IN.json [-o OUT] [--format F]     render a report: md, html, junit, sarif, folded, trace, json\n"
 		"  diff BASE.json CUR.json                  new, worse and gone finding sites between two reports\n"
+		"  agent [--listen ADDR] [--match REGEX]    every matching CPython process, as Prometheus metrics (docs/fleet.md)\n"
 		"  version                                  print the version\n"
 		"\n"
 		"common options:\n"
@@ -62,6 +63,8 @@ int main(int argc, char **argv)
 		return cmd_report(argc - 1, argv + 1);
 	if (!strcmp(cmd, "diff"))
 		return cmd_diff(argc - 1, argv + 1);
+	if (!strcmp(cmd, "agent"))
+		return cmd_agent(argc - 1, argv + 1);
 	fprintf(stderr, "loopspy: cannot run command '%s': unknown command\nhint: loopspy --help\n", cmd);
 	return EXIT_USAGE;
 }
