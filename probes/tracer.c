@@ -186,11 +186,74 @@ int tracer_target_add(struct tracer *t, pid_t tgid, const struct ls_target_cfg *
 	return bpf_map_update_elem(bpf_map__fd(t->skel->maps.targets), &key, cfg, BPF_ANY) ? -errno : 0;
 }
 
+/* Deletes every entry of map fd whose key (klen bytes) or value belongs
+ * to tgid, as told by owned(). */
+static void map_purge(int fd, size_t klen, size_t vlen, uint32_t tgid,
+		      int (*owned)(const void *k, const void *v, uint32_t tgid))
+{
+	unsigned char *key = calloc(2, klen), *next = key ? key + klen : NULL, *val = malloc(vlen);
+	unsigned char *doomed = NULL, *grown;
+	size_t n = 0, cap = 0, i;
+	int first = 1;
+
+	if (!key || !val)
+		goto cleanup;
+	/* collect first: deleting while walking a hash map can restart or
+	 * skip the walk */
+	while (bpf_map_get_next_key(fd, first ? NULL : key, next) == 0) {
+		first = 0;
+		memcpy(key, next, klen);
+		if (bpf_map_lookup_elem(fd, key, val) || !owned(key, val, tgid))
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			grown = realloc(doomed, cap * klen);
+			if (!grown)
+				break;
+			doomed = grown;
+		}
+		memcpy(doomed + n++ * klen, key, klen);
+	}
+	for (i = 0; i < n; i++)
+		bpf_map_delete_elem(fd, doomed + i * klen);
+cleanup:
+	free(doomed);
+	free(key);
+	free(val);
+}
+
+static int loop_owned(const void *k, const void *v, uint32_t tgid)
+{
+	(void)k;
+	return ((const struct ls_loop_stats *)v)->tgid == tgid;
+}
+
+static int lock_owned(const void *k, const void *v, uint32_t tgid)
+{
+	(void)v;
+	return ((const struct ls_lock_key *)k)->tgid == tgid;
+}
+
+static int lockpair_owned(const void *k, const void *v, uint32_t tgid)
+{
+	(void)v;
+	return ((const struct ls_lockpair_key *)k)->tgid == tgid;
+}
+
 int tracer_target_del(struct tracer *t, pid_t tgid)
 {
 	uint32_t key = (uint32_t)tgid;
+	int err = bpf_map_delete_elem(bpf_map__fd(t->skel->maps.targets), &key) ? -errno : 0;
 
-	return bpf_map_delete_elem(bpf_map__fd(t->skel->maps.targets), &key) ? -errno : 0;
+	/* a shared tracer (agent) outlives its targets: drop their statistics
+	 * so the maps only hold live processes */
+	map_purge(bpf_map__fd(t->skel->maps.loops), sizeof(uint32_t), sizeof(struct ls_loop_stats),
+		  key, loop_owned);
+	map_purge(bpf_map__fd(t->skel->maps.locks), sizeof(struct ls_lock_key),
+		  sizeof(struct ls_lock_stats), key, lock_owned);
+	map_purge(bpf_map__fd(t->skel->maps.lockpairs), sizeof(struct ls_lockpair_key),
+		  sizeof(struct ls_lockpair_stats), key, lockpair_owned);
+	return err;
 }
 
 int tracer_poll(struct tracer *t, int timeout_ms)
