@@ -320,6 +320,7 @@ static __always_inline void iteration_close(struct ls_thread_state *ts, __u32 ti
 			e->end = now;
 			e->blocked_ns = ts->blocked_ns;
 			e->runnable_ns = ts->runnable_ns;
+			e->preempt_ns = ts->preempt_ns;
 			e->gc_ns = ts->gc_ns;
 			e->nsleeps = ts->nsleeps;
 			e->npreempt = ts->npreempt;
@@ -337,6 +338,7 @@ static __always_inline void iteration_open(struct ls_thread_state *ts, __u32 tid
 	ts->iter_start = now;
 	ts->blocked_ns = 0;
 	ts->runnable_ns = 0;
+	ts->preempt_ns = 0;
 	ts->nsleeps = 0;
 	ts->npreempt = 0;
 	ts->off_kind = 0;
@@ -619,6 +621,7 @@ static __always_inline void switch_in(struct task_struct *next, __u64 now)
 	if (ts->off_kind == 2 || !ts->iter_start) {
 		if (ts->iter_start) {
 			ts->runnable_ns += now - ts->off_start;
+			ts->preempt_ns += now - ts->off_start;
 			ts->npreempt++;
 		}
 		ts->off_kind = 0;

@@ -93,6 +93,7 @@ struct ls_ev_stall {
 	__u64 end;
 	__u64 blocked_ns;
 	__u64 runnable_ns;
+	__u64 preempt_ns;
 	__u64 gc_ns;
 	__u32 nsleeps;
 	__u32 npreempt;
@@ -182,6 +183,7 @@ struct ls_thread_state {
 	__u32 pad2;
 	__u64 blocked_ns;
 	__u64 runnable_ns;
+	__u64 preempt_ns;   /* part of runnable_ns: preempted while running */
 	__u64 gc_start;
 	__u64 gc_ns;
 	__s32 gc_gen;

@@ -216,7 +216,17 @@ static void on_event(void *ctx, const void *data, size_t size)
 		if (size >= sizeof(struct ls_ev_stall)) {
 			const struct ls_ev_stall *e = data;
 
-			model_add_stall_gc(s->m, h->tid, e->start, e->end, e->blocked_ns, e->runnable_ns, e->gc_ns);
+			struct model_stall st;
+
+			memset(&st, 0, sizeof(st));
+			st.tid = h->tid;
+			st.start = e->start;
+			st.end = e->end;
+			st.blocked_ns = e->blocked_ns;
+			st.runnable_ns = e->runnable_ns;
+			st.preempt_ns = e->preempt_ns;
+			st.gc_ns = e->gc_ns;
+			model_add_stall_ev(s->m, &st);
 		}
 		break;
 	case LS_EV_WAKER:

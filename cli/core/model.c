@@ -755,6 +755,24 @@ void model_add_stall(struct model *m, uint32_t tid, uint64_t start, uint64_t end
 void model_add_stall_gc(struct model *m, uint32_t tid, uint64_t start, uint64_t end,
 			uint64_t blocked_ns, uint64_t runnable_ns, uint64_t gc_ns)
 {
+	struct model_stall st;
+
+	memset(&st, 0, sizeof(st));
+	st.tid = tid;
+	st.start = start;
+	st.end = end;
+	st.blocked_ns = blocked_ns;
+	st.runnable_ns = runnable_ns;
+	st.preempt_ns = runnable_ns;
+	st.gc_ns = gc_ns;
+	model_add_stall_ev(m, &st);
+}
+
+void model_add_stall_ev(struct model *m, const struct model_stall *st)
+{
+	uint32_t tid = st->tid;
+	uint64_t start = st->start, end = st->end, blocked_ns = st->blocked_ns;
+	uint64_t runnable_ns = st->runnable_ns, preempt_ns = st->preempt_ns, gc_ns = st->gc_ns;
 	uint64_t dur = end - start, explained = 0, longest = 0, key;
 	const struct pending *dom = NULL, *longest_sleep = NULL;
 	size_t i, j, nsamples = 0, best = 0;
@@ -786,9 +804,11 @@ void model_add_stall_gc(struct model *m, uint32_t tid, uint64_t start, uint64_t 
 			}
 		}
 	}
-	/* the loop's own work was short: it waited for a CPU (machine
-	 * overloaded, other processes), which no line of its code caused */
-	if (dur - (runnable_ns < dur ? runnable_ns : dur) < m->cfg.stall_ns) {
+	/* the loop's own work was short: it was preempted (machine
+	 * overloaded, other processes), which no line of its code caused.
+	 * Wake-up latency after its own sleeps does not count: thousands of
+	 * short fsyncs make it long, and that is the code's doing. */
+	if (dur - (preempt_ns < dur ? preempt_ns : dur) < m->cfg.stall_ns) {
 		struct loop_info *l = model_loop(m, tid, 0);
 
 		if (l)
@@ -841,6 +861,7 @@ void model_add_stall_gc(struct model *m, uint32_t tid, uint64_t start, uint64_t 
 	f->last_ts = end;
 	f->blocked_ns += blocked_ns < dur ? blocked_ns : dur;
 	f->runnable_ns += runnable_ns;
+	f->preempt_ns += preempt_ns;
 	f->on_cpu_ns += dur > blocked_ns + runnable_ns ? dur - blocked_ns - runnable_ns : 0;
 	f->samples += nsamples;
 	f->dominant_samples += best;

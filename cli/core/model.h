@@ -61,6 +61,7 @@ struct finding {
 	uint64_t stalls;      /* loop stalls this call explains */
 	/* stall */
 	uint64_t on_cpu_ns, blocked_ns, runnable_ns;
+	uint64_t preempt_ns;  /* part of runnable_ns */
 	uint64_t gc_ns, lock_wait_ns, gil_wait_ns; /* shares of blocked/on-CPU time */
 	uint64_t samples, dominant_samples;
 	struct finding_sys sys[MODEL_MAX_SYS];
@@ -176,9 +177,19 @@ void model_add_sleep(struct model *m, const struct model_sleep *s);
 void model_add_sample(struct model *m, const struct model_sample *s);
 void model_add_stall(struct model *m, uint32_t tid, uint64_t start, uint64_t end,
 		     uint64_t blocked_ns, uint64_t runnable_ns);
-/* Same, with the time the collector ran during the iteration. */
+/* Same, with the time the collector ran during the iteration. All of
+ * runnable_ns counts as preemption. */
 void model_add_stall_gc(struct model *m, uint32_t tid, uint64_t start, uint64_t end,
 			uint64_t blocked_ns, uint64_t runnable_ns, uint64_t gc_ns);
+
+/* One stall as the kernel reports it. runnable_ns = preempt_ns (taken off
+ * the CPU while running) + wake-up latency after its own sleeps. */
+struct model_stall {
+	uint32_t tid;
+	uint64_t start, end;
+	uint64_t blocked_ns, runnable_ns, preempt_ns, gc_ns;
+};
+void model_add_stall_ev(struct model *m, const struct model_stall *st);
 /* A peer thread (waker_tid) ended the futex wait that loop thread
  * waiter_tid began at sleep_start; stack is the waker's at that moment. */
 void model_add_waker(struct model *m, uint32_t waiter_tid, uint32_t waker_tid, uint64_t sleep_start,

@@ -202,6 +202,7 @@ static cJSON *finding_json(const struct model *m, const struct finding *f)
 		cJSON_AddNumberToObject(b, "on_cpu_ms", ms(f->on_cpu_ns));
 		cJSON_AddNumberToObject(b, "blocked_ms", ms(f->blocked_ns));
 		cJSON_AddNumberToObject(b, "runnable_ms", ms(f->runnable_ns));
+		cJSON_AddNumberToObject(b, "preempted_ms", ms(f->preempt_ns));
 		cJSON_AddNumberToObject(b, "gc_ms", ms(f->gc_ns));
 		cJSON_AddNumberToObject(b, "lock_wait_ms", ms(f->lock_wait_ns));
 		cJSON_AddNumberToObject(b, "gil_wait_ms", ms(f->gil_wait_ns));
