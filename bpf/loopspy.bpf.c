@@ -462,6 +462,37 @@ int epoll_pwait2_exit(void *ctx)
 	return epoll_exit();
 }
 
+/* A loop closing its epoll fd (asyncio's loop.close(), end of asyncio.run)
+ * is gone: what its thread does next is not an iteration (pytest running
+ * one loop per test, sync code after asyncio.run) until it waits on an
+ * epoll fd again. */
+SEC("tracepoint/syscalls/sys_enter_close")
+int close_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32, tid = (__u32)id;
+	struct ls_thread_state *ts;
+	struct ls_loop_stats *ls;
+	__s32 fd = (__s32)ctx->args[0];
+
+	if (!bpf_map_lookup_elem(&targets, &tgid))
+		return 0;
+	ts = bpf_map_lookup_elem(&threads, &tid);
+	if (!ts || fd < 0 || (fd != ts->loop_epfd && fd != ts->cand_epfd))
+		return 0;
+	ts->iter_start = 0;
+	ts->is_loop = 0;
+	ts->loop_epfd = -1;
+	ts->cand_epfd = -1;
+	ts->cand_count = 0;
+	ts->wait_epfd = -1;
+	ts->off_kind = 0;
+	ls = bpf_map_lookup_elem(&loops, &tid);
+	if (ls)
+		ls->iter_start = 0;
+	return 0;
+}
+
 static __always_inline int futex_is_wait(__u32 op)
 {
 	__u32 cmd = op & 0x7f; /* without PRIVATE and CLOCK_REALTIME */

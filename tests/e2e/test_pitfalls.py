@@ -117,3 +117,23 @@ def test_run_exit_code(interp, tmp_path):
         fail("target.pid %r != program pid %d" % (report["target"].get("pid"), pid), report, out)
     check_loops(report, [pid], out)
     check_marker(report, program, marker, pid, out)
+
+
+def test_loop_per_test_suite(interp, tmp_path):
+    """`loopspy run -- pytest`-like: a new loop per test and synchronous
+    code between them. Only the coroutine that blocks its loop is reported,
+    not the setup code running while no loop exists."""
+    program = PROGRAMS / "many_loops.py"
+    marker = single_marker(program)
+    out = tmp_path / "report.json"
+    res, report = run([interp.path, program], out)
+    if res.returncode != 0:
+        fail("loopspy run exited %d\n%s" % (res.returncode, res.stderr[-2000:]), report, out)
+    check_schema(report, out)
+    pid = report["target"]["pid"]
+    check_marker(report, program, marker, pid, out)
+    others = [f for f in report["findings"]
+              if not any(fr.get("function", "").split(".")[-1] == "blocking_test"
+                         for fr in f.get("python_stack", []))]
+    if others:
+        fail("findings outside the blocking coroutine (sync code between loops?)", report, out)
