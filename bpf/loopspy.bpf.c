@@ -742,17 +742,80 @@ int BPF_PROG(on_sched_wakeup, struct task_struct *p)
 	return 0;
 }
 
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(on_process_exit, struct task_struct *p)
+static __always_inline void thread_forget(__u32 tid)
 {
-	__u32 tgid = BPF_CORE_READ(p, tgid), tid = BPF_CORE_READ(p, pid);
-
-	if (!bpf_map_lookup_elem(&targets, &tgid))
-		return 0;
 	bpf_map_delete_elem(&threads, &tid);
 	bpf_map_delete_elem(&pending, &tid);
 	bpf_map_delete_elem(&fwaits, &tid);
 	bpf_map_delete_elem(&gcs, &tid);
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_process_exit, struct task_struct *p)
+{
+	__u32 tgid = BPF_CORE_READ(p, tgid), tid = BPF_CORE_READ(p, pid);
+	struct ls_target_cfg *cfg = bpf_map_lookup_elem(&targets, &tgid);
+
+	if (!cfg)
+		return 0;
+	thread_forget(tid);
+	/* a followed child is gone: free its slot (user-space targets are
+	 * removed by user space) */
+	if (tid == tgid && (cfg->flags & LS_TARGET_CHILD))
+		bpf_map_delete_elem(&targets, &tgid);
+	return 0;
+}
+
+/* exec replaces a target's memory: the Python layout user space found in
+ * the old program means nothing in the new one, so stacks stop right
+ * here (not garbage) until user space has found the new runtime; the old
+ * program's per-thread state goes too. */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_process_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u32 tgid = BPF_CORE_READ(p, tgid), tid = BPF_CORE_READ(p, pid);
+	struct ls_target_cfg *cfg = bpf_map_lookup_elem(&targets, &tgid);
+	struct ls_ev_exec *e;
+
+	if (!cfg)
+		return 0;
+	cfg->py.enabled = 0;
+	thread_forget(tid);
+	if ((__u32)old_pid != tid)
+		thread_forget((__u32)old_pid);
+	e = event_reserve(sizeof(*e));
+	if (e) {
+		hdr_fill(&e->h, LS_EV_EXEC, tid, tgid, bpf_ktime_get_ns());
+		bpf_ringbuf_submit(e, 0);
+	}
+	return 0;
+}
+
+/* --follow-children: a new process of a followed target becomes a target
+ * with the same layout (its memory is a copy); threads are not processes. */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_process_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = BPF_CORE_READ(parent, tgid), ctgid = BPF_CORE_READ(child, tgid);
+	struct ls_target_cfg *cfg, ccfg;
+	struct ls_ev_fork *e;
+	__u32 followed;
+
+	if (ptgid == ctgid)
+		return 0;
+	cfg = bpf_map_lookup_elem(&targets, &ptgid);
+	if (!cfg || !(cfg->flags & LS_TARGET_FOLLOW))
+		return 0;
+	__builtin_memcpy(&ccfg, cfg, sizeof(ccfg));
+	ccfg.flags |= LS_TARGET_CHILD;
+	followed = bpf_map_update_elem(&targets, &ctgid, &ccfg, BPF_NOEXIST) == 0;
+	e = event_reserve(sizeof(*e));
+	if (e) {
+		hdr_fill(&e->h, LS_EV_FORK, BPF_CORE_READ(parent, pid), ptgid, bpf_ktime_get_ns());
+		e->child = ctgid;
+		e->followed = followed;
+		bpf_ringbuf_submit(e, 0);
+	}
 	return 0;
 }
 

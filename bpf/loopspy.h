@@ -18,6 +18,8 @@ enum ls_event_type {
 	LS_EV_LOOP = 4,   /* a thread was recognised as an event loop */
 	LS_EV_WAKER = 5,  /* a target thread woke a loop thread out of a futex wait */
 	LS_EV_GC = 6,     /* a garbage collection on a loop thread */
+	LS_EV_EXEC = 7,   /* a target exec'd: its Python layout no longer applies */
+	LS_EV_FORK = 8,   /* a target with LS_TARGET_FOLLOW forked a process */
 };
 
 #define LS_NR_FUTEX 202
@@ -39,10 +41,15 @@ struct ls_py_offsets {
 	__s32 code_adaptive;     /* offset of first code unit (3.11+) */
 };
 
+enum ls_target_flags {
+	LS_TARGET_FOLLOW = 1,    /* its forks become targets too (--follow-children) */
+	LS_TARGET_CHILD = 2,     /* added by the kernel side at fork: removed at exit */
+};
+
 struct ls_target_cfg {
 	struct ls_py_offsets py;
 	__u32 gc_gen_arg;        /* uprobe: 1-based register argument holding the generation, 0: unknown */
-	__u32 pad;
+	__u32 flags;             /* enum ls_target_flags */
 };
 
 struct ls_py_frame {
@@ -153,6 +160,16 @@ struct ls_lockpair_key {
 struct ls_lockpair_stats {
 	__u64 waits;
 	__u64 total_ns;
+};
+
+struct ls_ev_exec {
+	struct ls_event_hdr h;   /* tgid: the process; tid: the thread that exec'd (now tgid) */
+};
+
+struct ls_ev_fork {
+	struct ls_event_hdr h;   /* tgid: the parent; tid: the forking thread */
+	__u32 child;             /* the new process */
+	__u32 followed;          /* 0: the targets map is full, not traced */
 };
 
 struct ls_ev_loop {

@@ -1,5 +1,6 @@
 /* loopspy: what holds a Python event loop back, from outside the process. */
 #include "cli.h"
+#include "privs.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +17,7 @@ static void usage(FILE *out)
 		"  report IN.json [-o OUT] [--format F]     render a report: md, html, junit, sarif, folded, trace, json\n"
 		"  diff BASE.json CUR.json                  new, worse and gone finding sites between two reports\n"
 		"  agent [--listen ADDR] [--match REGEX]    every matching CPython process, as Prometheus metrics (docs/fleet.md)\n"
+		"  doctor                                   what works on this machine (BTF, probes, privileges)\n"
 		"  version                                  print the version\n"
 		"\n"
 		"common options:\n"
@@ -41,6 +43,7 @@ int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : NULL;
 
+	privs_refuse_setuid();
 	if (!cmd) {
 		usage(stderr);
 		return EXIT_USAGE;
@@ -65,6 +68,8 @@ int main(int argc, char **argv)
 		return cmd_diff(argc - 1, argv + 1);
 	if (!strcmp(cmd, "agent"))
 		return cmd_agent(argc - 1, argv + 1);
+	if (!strcmp(cmd, "doctor"))
+		return cmd_doctor(argc - 1, argv + 1);
 	fprintf(stderr, "loopspy: cannot run command '%s': unknown command\nhint: loopspy --help\n", cmd);
 	return EXIT_USAGE;
 }

@@ -3,8 +3,10 @@
 #define _GNU_SOURCE
 #include "cli.h"
 #include "session.h"
+#include "core/outfile.h"
 #include "core/report.h"
 #include "core/units.h"
+#include "privs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,46 +31,18 @@ static void on_signal(int sig)
 	stop_signal = sig;
 }
 
-static int output_open(const char *path)
+static int report_write(struct outfile *of, const char *json)
 {
-	/* opened before attaching so an unwritable path fails early; never
-	 * through a symlink (root writing into shared directories) */
-	int fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
-
-	if (fd < 0)
-		fprintf(stderr, "loopspy: cannot open output %s: %s\nhint: check the directory exists and is writable\n",
-			path, strerror(errno));
-	return fd;
-}
-
-static int report_write(int fd, const char *path, const char *json)
-{
-	size_t len, off = 0;
-	int ret = -1;
-
 	if (!json) {
 		fprintf(stderr, "loopspy: cannot render report: out of memory\n");
 		return -1;
 	}
-	len = strlen(json);
-	if (ftruncate(fd, 0) < 0)
-		goto cleanup;
-	while (off < len) {
-		ssize_t n = write(fd, json + off, len - off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			goto cleanup;
-		off += (size_t)n;
+	if (outfile_write(of, json, strlen(json)) < 0 || outfile_write(of, "\n", 1) < 0 ||
+	    outfile_commit(of) < 0) {
+		outfile_error_print("write report", of->path, errno);
+		return -1;
 	}
-	if (write(fd, "\n", 1) != 1)
-		goto cleanup;
-	ret = 0;
-cleanup:
-	if (ret < 0)
-		fprintf(stderr, "loopspy: cannot write report %s: %s\n", path, strerror(errno));
-	return ret;
+	return 0;
 }
 
 static void usage_record(FILE *out, int run)
@@ -85,6 +59,7 @@ static void usage_record(FILE *out, int run)
 		"      --block-threshold MS   default 1ms\n"
 		"      --sample-hz HZ         default 499, 0 disables CPU sampling\n"
 		"      --no-stacks            do not walk Python stacks\n"
+		"      --follow-children      trace the processes it forks too (workers)\n"
 		"  -q, --quiet                no summary\n"
 		"  -v, --verbose              libbpf debug output\n"
 		"      --fail-on RULES        exit 5 when a rule matches, e.g. 'stall>100ms,blocking_syscall'\n"
@@ -106,6 +81,7 @@ static int opts_parse(int argc, char **argv, int run, struct opts *o)
 		{ "fail-on", required_argument, NULL, 5 },
 		{ "baseline", required_argument, NULL, 6 },
 		{ "max-regression", required_argument, NULL, 7 },
+		{ "follow-children", no_argument, NULL, 8 },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -155,8 +131,9 @@ static int opts_parse(int argc, char **argv, int run, struct opts *o)
 			break;
 		}
 		case 3:
+			errno = 0;
 			v = strtol(optarg, &end, 10);
-			if (*end || v < 0 || v > 10000) {
+			if (errno || end == optarg || *end || v < 0 || v > 10000) {
 				fprintf(stderr, "loopspy: cannot use sample rate '%s': expected 0..10000\n", optarg);
 				return -1;
 			}
@@ -174,6 +151,9 @@ static int opts_parse(int argc, char **argv, int run, struct opts *o)
 		case 7:
 			if (ci_gate_set_max_regression(&o->gate, optarg) < 0)
 				return -1;
+			break;
+		case 8:
+			o->so.follow_children = 1;
 			break;
 		case 'q':
 			o->so.quiet = 1;
@@ -214,7 +194,8 @@ static int session_main(int argc, char **argv, int run)
 	struct session *s = NULL;
 	struct report_meta meta;
 	struct sigaction sa;
-	int ret = EXIT_FAILURE_, out_fd = -1, gate_ret = EXIT_OK;
+	struct outfile of = { NULL, NULL, -1, 0 };
+	int ret = EXIT_FAILURE_, gate_ret = EXIT_OK;
 	const char *end_reason = "duration";
 	uint64_t deadline = 0;
 	char *json = NULL;
@@ -226,12 +207,18 @@ static int session_main(int argc, char **argv, int run)
 	if (ret != EXIT_OK)
 		goto cleanup;
 	ret = EXIT_FAILURE_;
-	if (o.output) {
-		out_fd = output_open(o.output);
-		if (out_fd < 0) {
-			ret = EXIT_OUTPUT;
-			goto cleanup;
-		}
+	/* reading another user's process needs CAP_SYS_PTRACE; a started
+	 * command is our child */
+	if (privs_check(run ? "trace a command" : "attach to a process",
+			PRIVS_NEED_BPF | (!run && o.so.stacks && privs_ptrace_needed(o.so.pid) ?
+					  PRIVS_NEED_PTRACE : 0)) < 0)
+		goto cleanup;
+	/* the output is checked before attaching; the report appears there
+	 * complete, or not at all */
+	if (o.output && outfile_open(&of, o.output, 0) < 0) {
+		outfile_error_print("write report", o.output, errno);
+		ret = EXIT_OUTPUT;
+		goto cleanup;
 	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -272,9 +259,9 @@ static int session_main(int argc, char **argv, int run)
 	session_finish(s);
 	session_meta(s, &meta, end_reason);
 	ret = EXIT_OK;
-	if (out_fd >= 0 || ci_gate_active(&o.gate))
+	if (o.output || ci_gate_active(&o.gate))
 		json = report_json_render(session_model(s), &meta);
-	if (out_fd >= 0 && report_write(out_fd, o.output, json) < 0)
+	if (o.output && report_write(&of, json) < 0)
 		ret = EXIT_OUTPUT;
 	if (!o.so.quiet)
 		report_summary_write(stdout, session_model(s), &meta);
@@ -292,8 +279,7 @@ static int session_main(int argc, char **argv, int run)
 		ret = gate_ret;
 cleanup:
 	session_close(s);
-	if (out_fd >= 0)
-		close(out_fd);
+	outfile_discard(&of);
 	free(json);
 	ci_gate_release(&o.gate);
 	return ret;

@@ -7,7 +7,9 @@
 #include "core/gate.h"
 #include "core/render.h"
 #include "core/report.h"
+#include "core/outfile.h"
 #include "core/report_read.h"
+#include "privs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -73,26 +75,58 @@ fail:
 	return NULL;
 }
 
-/* Loads and checks a report; prints why not. EXIT_OK or EXIT_INPUT. */
-static int report_load(const char *path, struct report **out)
-{
-	char err[512];
-	size_t len = 0;
-	char *text = file_slurp(path, &len);
-	int rc;
+/* Reading a report file (with the caller's privileges) is kept apart from
+ * parsing it (in the unprivileged worker, privs_drop_run). */
+struct report_text {
+	const char *path;
+	char *text;
+	size_t len;
+};
 
-	*out = NULL;
-	if (!text) {
+/* EXIT_OK, or EXIT_INPUT after saying why. */
+static int report_text_read(const char *path, struct report_text *t)
+{
+	t->path = path;
+	t->len = 0;
+	t->text = file_slurp(path, &t->len);
+	if (!t->text) {
 		fprintf(stderr, "loopspy: cannot read report %s: %s\n%s", path, strerror(errno), input_hint);
 		return EXIT_INPUT;
 	}
-	rc = report_parse(text, len, out, err, sizeof(err));
-	free(text);
-	if (rc < 0) {
-		fprintf(stderr, "loopspy: cannot read report %s: %s\n%s", path, err, input_hint);
+	return EXIT_OK;
+}
+
+/* Parses and checks a report; prints why not. EXIT_OK or EXIT_INPUT. */
+static int report_text_parse(const struct report_text *t, struct report **out)
+{
+	char err[512];
+
+	*out = NULL;
+	if (report_parse(t->text, t->len, out, err, sizeof(err)) < 0) {
+		fprintf(stderr, "loopspy: cannot read report %s: %s\n%s", t->path, err, input_hint);
 		return EXIT_INPUT;
 	}
 	return EXIT_OK;
+}
+
+/* The baseline of a gate, parsed in the worker. */
+static int baseline_parse(struct ci_gate *g)
+{
+	struct report_text t = { g->baseline, g->base_text, g->base_len };
+
+	if (!g->baseline || g->base)
+		return EXIT_OK;
+	return report_text_parse(&t, &g->base);
+}
+
+static int baseline_check(void *ctx)
+{
+	struct ci_gate *g = ctx;
+	int ret = baseline_parse(g);
+
+	report_free(g->base);
+	g->base = NULL;
+	return ret;
 }
 
 void ci_gate_init(struct ci_gate *g)
@@ -134,9 +168,18 @@ int ci_gate_prepare(struct ci_gate *g)
 			"hint: --baseline main.loopspy.json --max-regression 20\n");
 		return EXIT_USAGE;
 	}
-	if (g->baseline)
-		return report_load(g->baseline, &g->base);
-	return EXIT_OK;
+	if (!g->baseline)
+		return EXIT_OK;
+	if (!g->base_text) {
+		struct report_text t;
+
+		if (report_text_read(g->baseline, &t) != EXIT_OK)
+			return EXIT_INPUT;
+		g->base_text = t.text;
+		g->base_len = t.len;
+	}
+	/* checked before anything is traced, parsed without privileges */
+	return privs_drop_run(baseline_check, g);
 }
 
 int ci_gate_active(const struct ci_gate *g)
@@ -148,8 +191,10 @@ void ci_gate_release(struct ci_gate *g)
 {
 	gate_free(g->rules);
 	report_free(g->base);
+	free(g->base_text);
 	g->rules = NULL;
 	g->base = NULL;
+	g->base_text = NULL;
 }
 
 /* Sites of r and the verdict of g on them. EXIT_OK or EXIT_FAILURE_. */
@@ -190,8 +235,16 @@ static void verdict_print(const struct ci_gate *g, const struct gate_result *res
 	fputc('\n', stderr);
 }
 
-int ci_gate_check(const struct ci_gate *g, const char *json, int quiet)
+struct gate_job {
+	struct ci_gate *g;
+	const char *json;
+	int quiet;
+};
+
+static int gate_check_run(void *ctx)
 {
+	struct gate_job *j = ctx;
+	struct ci_gate *g = j->g;
 	struct report *r = NULL;
 	struct report_sites own;
 	const struct report_sites *sites;
@@ -200,20 +253,31 @@ int ci_gate_check(const struct ci_gate *g, const char *json, int quiet)
 	char err[512];
 	int ret;
 
-	if (report_parse(json, strlen(json), &r, err, sizeof(err)) < 0) {
+	if (baseline_parse(g) != EXIT_OK)
+		return EXIT_FAILURE_;
+	if (report_parse(j->json, strlen(j->json), &r, err, sizeof(err)) < 0) {
 		fprintf(stderr, "loopspy: cannot check the gate: %s\n", err);
 		return EXIT_FAILURE_;
 	}
 	ret = verdict_compute(g, r, &own, &d, &sites, &res);
 	if (ret == EXIT_OK) {
-		verdict_print(g, &res, quiet);
+		verdict_print(g, &res, j->quiet);
 		ret = res.n ? EXIT_GATE : EXIT_OK;
 	}
 	gate_result_free(&res);
 	report_sites_free(&own);
 	diff_free(d);
 	report_free(r);
+	report_free(g->base);
+	g->base = NULL;
 	return ret;
+}
+
+int ci_gate_check(struct ci_gate *g, const char *json, int quiet)
+{
+	struct gate_job j = { g, json, quiet };
+
+	return privs_drop_run(gate_check_run, &j);
 }
 
 static void usage_report(FILE *out)
@@ -255,32 +319,83 @@ static char *source_root_resolve(const char *arg)
 	return p;
 }
 
-/* Writes buf to path (created 0644, truncated, never through a symlink). */
-static int output_write(const char *path, const char *buf, size_t len)
+/* What the worker of `loopspy report` needs. */
+struct report_job {
+	struct ci_gate *g;
+	struct report_text in;
+	enum render_format fmt;
+	char *root;               /* --source-root, resolved */
+	struct outfile *out;      /* NULL: stdout */
+	int quiet;
+};
+
+/* Parses, renders and writes; in the unprivileged worker. */
+static int report_run(void *ctx)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-	size_t off = 0;
+	struct report_job *j = ctx;
+	struct ci_gate *g = j->g;
+	struct report *r = NULL;
+	struct report_sites own;
+	const struct report_sites *sites = NULL;
+	struct diff *d = NULL;
+	struct gate_result res;
+	struct render_ctx rc;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *mem;
+	int ret;
 
-	if (fd < 0)
-		goto fail;
-	while (off < len) {
-		ssize_t n = write(fd, buf + off, len - off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			close(fd);
-			goto fail;
-		}
-		off += (size_t)n;
+	memset(&own, 0, sizeof(own));
+	memset(&res, 0, sizeof(res));
+	ret = baseline_parse(g);
+	if (ret != EXIT_OK)
+		goto cleanup;
+	ret = report_text_parse(&j->in, &r);
+	if (ret != EXIT_OK)
+		goto cleanup;
+	ret = verdict_compute(g, r, &own, &d, &sites, &res);
+	if (ret != EXIT_OK)
+		goto cleanup;
+	memset(&rc, 0, sizeof(rc));
+	rc.r = r;
+	rc.sites = sites;
+	rc.gate = g->rules;
+	rc.verdict = ci_gate_active(g) ? &res : NULL;
+	rc.baseline = g->baseline;
+	rc.source_root = j->root;
+	rc.loopspy_version = LOOPSPY_VERSION;
+	mem = open_memstream(&buf, &len);
+	if (!mem || render_report(mem, j->fmt, &rc) < 0 || fclose(mem) != 0) {
+		fprintf(stderr, "loopspy: cannot render the report: out of memory\n");
+		ret = EXIT_FAILURE_;
+		goto cleanup;
 	}
-	if (close(fd) < 0)
-		goto fail;
-	return 0;
-fail:
-	fprintf(stderr, "loopspy: cannot write output %s: %s\nhint: check the directory exists and is writable\n",
-		path, strerror(errno));
-	return -1;
+	if (j->out) {
+		if (outfile_write(j->out, buf, len) < 0) {
+			outfile_error_print("write output", j->out->path, errno);
+			ret = EXIT_OUTPUT;
+			goto cleanup;
+		}
+	} else if (fwrite(buf, 1, len, stdout) != len || fflush(stdout) == EOF) {
+		fprintf(stderr, "loopspy: cannot write the report to stdout: %s\n", strerror(errno));
+		ret = EXIT_OUTPUT;
+		goto cleanup;
+	}
+	ret = EXIT_OK;
+	if (ci_gate_active(g)) {
+		verdict_print(g, &res, j->quiet);
+		if (res.n)
+			ret = EXIT_GATE;
+	}
+cleanup:
+	free(buf);
+	gate_result_free(&res);
+	report_sites_free(&own);
+	diff_free(d);
+	report_free(r);
+	report_free(g->base);
+	g->base = NULL;
+	return ret;
 }
 
 int cmd_report(int argc, char **argv)
@@ -298,21 +413,17 @@ int cmd_report(int argc, char **argv)
 	};
 	const char *output = NULL, *format = NULL, *root_arg = NULL;
 	struct ci_gate g;
-	struct report *r = NULL;
-	struct report_sites own;
-	const struct report_sites *sites = NULL;
-	struct diff *d = NULL;
-	struct gate_result res;
-	struct render_ctx ctx;
-	enum render_format fmt = RENDER_MD;
-	char *buf = NULL, *root = NULL;
-	size_t len = 0;
-	FILE *mem;
-	int c, quiet = 0, ret = EXIT_USAGE;
+	struct report_job j;
+	struct outfile of;
+	char err[512];
+	int c, ret = EXIT_USAGE;
 
 	ci_gate_init(&g);
-	memset(&own, 0, sizeof(own));
-	memset(&res, 0, sizeof(res));
+	memset(&j, 0, sizeof(j));
+	memset(&of, 0, sizeof(of));
+	of.fd = -1;
+	j.g = &g;
+	j.fmt = RENDER_MD;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "o:f:qh", longopts, NULL)) != -1) {
 		switch (c) {
@@ -336,7 +447,7 @@ int cmd_report(int argc, char **argv)
 			root_arg = optarg;
 			break;
 		case 'q':
-			quiet = 1;
+			j.quiet = 1;
 			break;
 		case 'h':
 			usage_report(stdout);
@@ -351,63 +462,59 @@ int cmd_report(int argc, char **argv)
 			optind >= argc ? "no input report given" : "more than one input report given");
 		return EXIT_USAGE;
 	}
-	if (format && render_format_parse(format, &fmt) < 0) {
+	if (format && render_format_parse(format, &j.fmt) < 0) {
 		fprintf(stderr, "loopspy: cannot use format '%s': unknown\nhint: --format md, html, junit, sarif, folded, trace or json\n",
 			format);
 		return EXIT_USAGE;
 	}
-	if (!format && output && render_format_guess(output, &fmt) < 0) {
+	if (!format && output && render_format_guess(output, &j.fmt) < 0) {
 		fprintf(stderr, "loopspy: cannot guess the format of %s from its extension\n"
 			"hint: use .md .html .xml .sarif .folded .trace.json .json, or --format\n", output);
 		return EXIT_USAGE;
 	}
-	ret = ci_gate_prepare(&g);
-	if (ret != EXIT_OK)
-		goto cleanup;
-	ret = report_load(argv[optind], &r);
-	if (ret != EXIT_OK)
-		goto cleanup;
-	ret = verdict_compute(&g, r, &own, &d, &sites, &res);
-	if (ret != EXIT_OK)
-		goto cleanup;
-	root = source_root_resolve(root_arg);
-	memset(&ctx, 0, sizeof(ctx));
-	ctx.r = r;
-	ctx.sites = sites;
-	ctx.gate = g.rules;
-	ctx.verdict = ci_gate_active(&g) ? &res : NULL;
-	ctx.baseline = g.baseline;
-	ctx.source_root = root;
-	ctx.loopspy_version = LOOPSPY_VERSION;
-	mem = open_memstream(&buf, &len);
-	if (!mem || render_report(mem, fmt, &ctx) < 0 || fclose(mem) != 0) {
-		fprintf(stderr, "loopspy: cannot render the report: out of memory\n");
-		ret = EXIT_FAILURE_;
+	if (g.fail_on && gate_parse(g.fail_on, &g.rules, err, sizeof(err)) < 0) {
+		fprintf(stderr, "loopspy: cannot use --fail-on '%s': %s\n"
+			"hint: rules look like 'stall>100ms,blocking_syscall,lag_p99>20ms' (docs/ci.md)\n",
+			g.fail_on, err);
 		goto cleanup;
 	}
+	if (g.max_regression >= 0 && !g.baseline) {
+		fprintf(stderr, "loopspy: cannot use --max-regression: no --baseline to compare with\n"
+			"hint: --baseline main.loopspy.json --max-regression 20\n");
+		goto cleanup;
+	}
+	/* files are read (and the output checked) with the caller's
+	 * privileges; everything they contain is handled without them */
+	if (g.baseline) {
+		struct report_text t;
+
+		ret = report_text_read(g.baseline, &t);
+		if (ret != EXIT_OK)
+			goto cleanup;
+		g.base_text = t.text;
+		g.base_len = t.len;
+	}
+	ret = report_text_read(argv[optind], &j.in);
+	if (ret != EXIT_OK)
+		goto cleanup;
 	if (output) {
-		if (output_write(output, buf, len) < 0) {
+		if (outfile_open(&of, output, 0) < 0) {
+			outfile_error_print("write output", output, errno);
 			ret = EXIT_OUTPUT;
 			goto cleanup;
 		}
-	} else if (fwrite(buf, 1, len, stdout) != len || fflush(stdout) == EOF) {
-		fprintf(stderr, "loopspy: cannot write the report to stdout: %s\n", strerror(errno));
-		ret = EXIT_OUTPUT;
-		goto cleanup;
+		j.out = &of;
 	}
-	ret = EXIT_OK;
-	if (ci_gate_active(&g)) {
-		verdict_print(&g, &res, quiet);
-		if (res.n)
-			ret = EXIT_GATE;
+	j.root = source_root_resolve(root_arg);
+	ret = privs_drop_run(report_run, &j);
+	if (j.out && (ret == EXIT_OK || ret == EXIT_GATE) && outfile_commit(&of) < 0) {
+		outfile_error_print("write output", output, errno);
+		ret = EXIT_OUTPUT;
 	}
 cleanup:
-	free(buf);
-	free(root);
-	gate_result_free(&res);
-	report_sites_free(&own);
-	diff_free(d);
-	report_free(r);
+	outfile_discard(&of);
+	free(j.in.text);
+	free(j.root);
 	ci_gate_release(&g);
 	return ret;
 }
@@ -426,6 +533,46 @@ static void usage_diff(FILE *out)
 		DIFF_LAG_FLOOR_MS);
 }
 
+struct diff_job {
+	struct report_text a, b;
+	double max_regression;
+};
+
+static int diff_run(void *ctx)
+{
+	struct diff_job *j = ctx;
+	struct report *a = NULL, *b = NULL;
+	struct diff *d = NULL;
+	struct gate_result res;
+	int ret;
+
+	memset(&res, 0, sizeof(res));
+	ret = report_text_parse(&j->a, &a);
+	if (ret == EXIT_OK)
+		ret = report_text_parse(&j->b, &b);
+	if (ret != EXIT_OK)
+		goto cleanup;
+	if (diff_compute(a, b, j->max_regression, &d) < 0 || gate_evaluate(NULL, b, &d->sb, d, &res) < 0) {
+		fprintf(stderr, "loopspy: cannot diff: out of memory\n");
+		ret = EXIT_FAILURE_;
+		goto cleanup;
+	}
+	diff_write(stdout, d);
+	if (fflush(stdout) == EOF) {
+		ret = EXIT_OUTPUT;
+		goto cleanup;
+	}
+	ret = res.n ? EXIT_GATE : EXIT_OK;
+	if (res.n)
+		gate_result_write(stderr, &res);
+cleanup:
+	gate_result_free(&res);
+	diff_free(d);
+	report_free(a);
+	report_free(b);
+	return ret;
+}
+
 int cmd_diff(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -434,13 +581,11 @@ int cmd_diff(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ci_gate g;
-	struct report *a = NULL, *b = NULL;
-	struct diff *d = NULL;
-	struct gate_result res;
+	struct diff_job j;
 	int c, ret;
 
 	ci_gate_init(&g);
-	memset(&res, 0, sizeof(res));
+	memset(&j, 0, sizeof(j));
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
@@ -461,28 +606,13 @@ int cmd_diff(int argc, char **argv)
 			argc - optind);
 		return EXIT_USAGE;
 	}
-	ret = report_load(argv[optind], &a);
+	j.max_regression = g.max_regression;
+	ret = report_text_read(argv[optind], &j.a);
 	if (ret == EXIT_OK)
-		ret = report_load(argv[optind + 1], &b);
-	if (ret != EXIT_OK)
-		goto cleanup;
-	if (diff_compute(a, b, g.max_regression, &d) < 0 || gate_evaluate(NULL, b, &d->sb, d, &res) < 0) {
-		fprintf(stderr, "loopspy: cannot diff: out of memory\n");
-		ret = EXIT_FAILURE_;
-		goto cleanup;
-	}
-	diff_write(stdout, d);
-	if (fflush(stdout) == EOF) {
-		ret = EXIT_OUTPUT;
-		goto cleanup;
-	}
-	ret = res.n ? EXIT_GATE : EXIT_OK;
-	if (res.n)
-		gate_result_write(stderr, &res);
-cleanup:
-	gate_result_free(&res);
-	diff_free(d);
-	report_free(a);
-	report_free(b);
+		ret = report_text_read(argv[optind + 1], &j.b);
+	if (ret == EXIT_OK)
+		ret = privs_drop_run(diff_run, &j);
+	free(j.a.text);
+	free(j.b.text);
 	return ret;
 }

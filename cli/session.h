@@ -18,6 +18,7 @@ struct session_opts {
 	int sample_hz;
 	int stacks;
 	int quiet, verbose;
+	int follow_children;      /* its forks are traced too (--follow-children) */
 };
 
 enum session_state {

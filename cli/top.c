@@ -6,8 +6,10 @@
 #define _GNU_SOURCE
 #include "cli.h"
 #include "session.h"
+#include "core/outfile.h"
 #include "core/report.h"
 #include "core/units.h"
+#include "privs.h"
 #include "tui.h"
 
 #include <errno.h>
@@ -289,61 +291,48 @@ static void target_fill(struct session *s, struct view_target *t, int exited)
 	t->exit_status = session_exit_status(s);
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* `w`: the JSON report of what was recorded so far, in the current directory. */
 static void snapshot_write(struct session *s, struct view_state *st, uint64_t now)
 {
 	char name[96], stamp[32], cwd[PATH_MAX];
 	struct report_meta meta;
+	struct outfile of = { NULL, NULL, -1, 0 };
 	time_t wall = time(NULL);
 	char *json = NULL;
 	struct tm tm;
-	int fd = -1, i;
+	int i, r = -1;
 
 	localtime_r(&wall, &tm);
 	strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
+	session_meta(s, &meta, "snapshot");
+	json = report_json_render(session_model(s), &meta);
+	if (!json) {
+		view_status(st, VS_ERROR, now + STATUS_NS, "cannot render report: out of memory");
+		return;
+	}
 	for (i = 1; i < 100; i++) {
 		if (i == 1)
 			snprintf(name, sizeof(name), "loopspy-%d-%s.json", (int)session_pid(s), stamp);
 		else
 			snprintf(name, sizeof(name), "loopspy-%d-%s-%d.json", (int)session_pid(s), stamp, i);
-		/* never through a symlink, never over an existing file */
-		fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-		if (fd >= 0 || errno != EEXIST)
+		/* never through a symlink, never over an existing file, never
+		 * a partial file */
+		r = outfile_open(&of, name, OUTFILE_NOREPLACE);
+		if (r == 0 && (r = outfile_write(&of, json, strlen(json))) == 0 &&
+		    (r = outfile_write(&of, "\n", 1)) == 0)
+			r = outfile_commit(&of);
+		outfile_discard(&of);
+		if (r == 0 || errno != EEXIST)
 			break;
 	}
-	if (fd < 0) {
+	if (r < 0)
 		view_status(st, VS_ERROR, now + STATUS_NS, "cannot write report %s: %s (hint: start top in a writable directory)",
 			    name, strerror(errno));
-		return;
-	}
-	session_meta(s, &meta, "snapshot");
-	json = report_json_render(session_model(s), &meta);
-	if (!json) {
-		view_status(st, VS_ERROR, now + STATUS_NS, "cannot render report %s: out of memory", name);
-	} else if (write_all(fd, json, strlen(json)) < 0 || write_all(fd, "\n", 1) < 0) {
-		view_status(st, VS_ERROR, now + STATUS_NS, "cannot write report %s: %s", name, strerror(errno));
-	} else if (getcwd(cwd, sizeof(cwd))) {
+	else if (getcwd(cwd, sizeof(cwd)))
 		view_status(st, VS_STATUS, now + STATUS_NS, "wrote %s/%s", cwd, name);
-	} else {
+	else
 		view_status(st, VS_STATUS, now + STATUS_NS, "wrote %s", name);
-	}
 	free(json);
-	close(fd);
 }
 
 struct dash {
@@ -613,6 +602,10 @@ int cmd_top(int argc, char **argv)
 			isatty(STDOUT_FILENO) ? "standard input" : "standard output");
 		return EXIT_USAGE;
 	}
+	if (privs_check(o.so.cmd ? "trace a command" : "attach to a process",
+			PRIVS_NEED_BPF | (!o.so.cmd && o.so.stacks && privs_ptrace_needed(o.so.pid) ?
+					  PRIVS_NEED_PTRACE : 0)) < 0)
+		return EXIT_FAILURE_;
 	if (tui_probe(STDOUT_FILENO, err, sizeof(err)) < 0) {
 		fprintf(stderr, "loopspy: cannot start top: %s\n"
 			"hint: set TERM (e.g. TERM=xterm-256color), or record with `loopspy record -p PID -o report.json`\n", err);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct elf_syms {
@@ -19,19 +20,30 @@ struct elf_syms {
 	int nload;
 };
 
-/* Symbol values from .dynsym and .symtab (stripped binaries keep .dynsym). */
+/* ELF files larger than this are not CPython (libpython is ~25 MB with
+ * symbols): a hostile target must not make loopspy map gigabytes. */
+#define ELF_MAX_BYTES (512L << 20)
+
+/* Symbol values from .dynsym and .symtab (stripped binaries keep .dynsym).
+ * The path is the target's: it may name a FIFO or a device (a hostile
+ * container), which must neither block nor be read. */
 static int elf_syms_read(const char *path, struct elf_syms *out)
 {
 	Elf *elf = NULL;
 	Elf_Scn *scn = NULL;
 	GElf_Ehdr eh;
+	struct stat st;
 	size_t nph = 0, i;
 	int fd, ret = -1;
 
 	memset(out, 0, sizeof(*out));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0)
 		return -1;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > ELF_MAX_BYTES) {
+		close(fd);
+		return -1;
+	}
 	elf_version(EV_CURRENT);
 	elf = elf_begin(fd, ELF_C_READ, NULL);
 	if (!elf || elf_kind(elf) != ELF_K_ELF || !gelf_getehdr(elf, &eh))
@@ -85,21 +97,32 @@ cleanup:
 	return ret;
 }
 
-/* "…/libpython3.9.so.1.0", "…/python3.11", "…/versions/3.8.18/…" */
+/* "…/libpython3.9.so.1.0", "…/python3.11", "…/versions/3.8.18/…"; 2.x
+ * too (to say it is not supported) */
 static void version_from_path(const char *path, struct pyruntime *rt)
 {
 	const char *p = strstr(path, "/versions/");
 	int a, b, c;
 
-	if (p && sscanf(p, "/versions/%d.%d.%d", &a, &b, &c) == 3 && a == 3) {
+	if (p && sscanf(p, "/versions/%d.%d.%d", &a, &b, &c) == 3 && (a == 2 || a == 3) &&
+	    b >= 0 && b < 100 && c >= 0 && c < 1000) {
 		rt->major = a; rt->minor = b; rt->micro = c;
 		return;
 	}
 	p = strrchr(path, '/');
 	p = p ? p + 1 : path;
-	if ((sscanf(p, "libpython%d.%d", &a, &b) == 2 || sscanf(p, "python%d.%d", &a, &b) == 2) && a == 3) {
+	if ((sscanf(p, "libpython%d.%d", &a, &b) == 2 || sscanf(p, "python%d.%d", &a, &b) == 2) &&
+	    (a == 2 || a == 3) && b >= 0 && b < 100) {
 		rt->major = a; rt->minor = b; rt->micro = -1;
 	}
+}
+
+static void version_format(struct pyruntime *rt)
+{
+	if (rt->micro >= 0)
+		snprintf(rt->version, sizeof(rt->version), "%d.%d.%d", rt->major, rt->minor, rt->micro);
+	else
+		snprintf(rt->version, sizeof(rt->version), "%d.%d", rt->major, rt->minor);
 }
 
 /* libpython3.X.so or a python3.X executable; not extension modules
@@ -116,18 +139,25 @@ static int basename_has_python(const char *path)
 int pyruntime_find(pid_t pid, struct pyruntime *rt)
 {
 	char mpath[64], line[1024], exe[512], tried[8][512];
+	struct pyruntime legacy; /* a python/libpython mapping without _PyRuntime */
 	FILE *f = NULL;
 	int ntried = 0, ret = 1;
 	ssize_t n;
 
 	memset(rt, 0, sizeof(*rt));
+	memset(&legacy, 0, sizeof(legacy));
 	snprintf(mpath, sizeof(mpath), "/proc/%d/exe", (int)pid);
 	n = readlink(mpath, exe, sizeof(exe) - 1);
 	exe[n > 0 ? n : 0] = '\0';
 	snprintf(mpath, sizeof(mpath), "/proc/%d/maps", (int)pid);
 	f = fopen(mpath, "re");
-	if (!f)
+	if (!f) {
+		int err = errno;
+
+		snprintf(rt->reason, sizeof(rt->reason), "cannot read %s: %s%s", mpath, strerror(err),
+			 err == EACCES || err == EPERM ? " (reading another user's process needs CAP_SYS_PTRACE)" : "");
 		return -1;
+	}
 	while (fgets(line, sizeof(line), f)) {
 		unsigned long start, end, off;
 		char perms[8], path[512], file[600];
@@ -139,15 +169,22 @@ int pyruntime_find(pid_t pid, struct pyruntime *rt)
 			continue;
 		if (path[0] != '/' || (strcmp(path, exe) && !basename_has_python(path)))
 			continue;
+		if (!legacy.major && basename_has_python(path))
+			version_from_path(path, &legacy);
 		for (i = 0; i < ntried; i++)
 			seen |= !strcmp(tried[i], path);
 		if (seen || ntried >= 8)
 			continue;
 		snprintf(tried[ntried++], sizeof(tried[0]), "%s", path);
-		/* through /proc/PID/root so targets in containers resolve */
-		snprintf(file, sizeof(file), "/proc/%d/root%s", (int)pid, path);
-		if (elf_syms_read(file, &es) != 0 && elf_syms_read(path, &es) != 0)
-			continue;
+		/* the very file that is mapped (map_files: immune to a path
+		 * replaced since, needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE),
+		 * else through /proc/PID/root so targets in containers resolve */
+		snprintf(file, sizeof(file), "/proc/%d/map_files/%lx-%lx", (int)pid, start, end);
+		if (elf_syms_read(file, &es) != 0) {
+			snprintf(file, sizeof(file), "/proc/%d/root%s", (int)pid, path);
+			if (elf_syms_read(file, &es) != 0 && elf_syms_read(path, &es) != 0)
+				continue;
+		}
 		{
 			uint64_t bias = 0;
 
@@ -190,12 +227,24 @@ int pyruntime_find(pid_t pid, struct pyruntime *rt)
 	}
 	fclose(f);
 	if (ret == 0) {
-		if (rt->micro >= 0)
-			snprintf(rt->version, sizeof(rt->version), "%d.%d.%d", rt->major, rt->minor, rt->micro);
-		else
-			snprintf(rt->version, sizeof(rt->version), "%d.%d", rt->major, rt->minor);
+		version_format(rt);
 		if (!rt->major)
 			snprintf(rt->reason, sizeof(rt->reason), "cannot tell the CPython version of %s", rt->path);
+	} else if (legacy.major && (legacy.major == 2 || legacy.minor < 7)) {
+		/* CPython before 3.7 has no _PyRuntime: name it, say why */
+		rt->major = legacy.major;
+		rt->minor = legacy.minor;
+		rt->micro = legacy.micro;
+		version_format(rt);
+		snprintf(rt->reason, sizeof(rt->reason), "CPython %s is not supported for stacks (3.8-3.13 are)",
+			 rt->version);
+	} else if (legacy.major) {
+		rt->major = legacy.major;
+		rt->minor = legacy.minor;
+		rt->micro = legacy.micro;
+		version_format(rt);
+		snprintf(rt->reason, sizeof(rt->reason), "CPython %s: no _PyRuntime symbol found in its mappings",
+			 rt->version);
 	} else {
 		snprintf(rt->reason, sizeof(rt->reason), "not a CPython process (no _PyRuntime in its mappings)");
 	}

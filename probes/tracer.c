@@ -3,6 +3,7 @@
 #include "loopspy.skel.h"
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <linux/perf_event.h>
@@ -38,8 +39,9 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 		return 0;
 	if (level == LIBBPF_INFO && !verbose_libbpf)
 		return 0;
-	/* probing for USDT notes that a binary may not have is expected */
-	if (!verbose_libbpf && strstr(fmt, "no USDT notes"))
+	/* probing for USDT notes or a collector symbol that a binary may not
+	 * have is expected (the report's gc_timing says what was used) */
+	if (!verbose_libbpf && (strstr(fmt, "no USDT notes") || strstr(fmt, "failed to find symbol")))
 		return 0;
 	return vfprintf(stderr, fmt, args);
 }
@@ -103,6 +105,26 @@ static int perf_attach(struct tracer *t, int hz)
 	return 0;
 }
 
+/* Tests only (docs/safety.md): LOOPSPY_RINGBUF_BYTES shrinks the ring
+ * buffer (a power of two, at least a page) to prove that an overflow is
+ * counted and reported. Never set in production: the default holds
+ * thousands of events between two polls. */
+static void ringbuf_size_set(struct loopspy_bpf *skel)
+{
+	const char *v = getenv("LOOPSPY_RINGBUF_BYTES");
+	unsigned long n;
+	char *end;
+
+	if (!v || !*v)
+		return;
+	n = strtoul(v, &end, 10);
+	if (*end || n < (unsigned long)sysconf(_SC_PAGESIZE) || n > (1UL << 30) || (n & (n - 1))) {
+		fprintf(stderr, "loopspy: cannot use LOOPSPY_RINGBUF_BYTES=%s: not a power of two between a page and 1 GiB, ignored\n", v);
+		return;
+	}
+	bpf_map__set_max_entries(skel->maps.events, (__u32)n);
+}
+
 struct tracer *tracer_open(const struct tracer_opts *o, tracer_event_fn fn, void *ctx)
 {
 	struct tracer *t = calloc(1, sizeof(*t));
@@ -126,6 +148,7 @@ struct tracer *tracer_open(const struct tracer_opts *o, tracer_event_fn fn, void
 	t->skel->rodata->min_sleep_ns = o->min_sleep_ns;
 	t->skel->rodata->walk_stacks = (uint32_t)o->walk_stacks;
 	t->skel->rodata->min_gc_ns = o->min_gc_ns ? o->min_gc_ns : 1000000ULL;
+	ringbuf_size_set(t->skel);
 	err = loopspy_bpf__load(t->skel);
 	if (err) {
 		err = -err;
@@ -435,4 +458,208 @@ int tracer_live_state(struct tracer *t, uint32_t tid, struct ls_pending_sleep *s
 	if (bpf_map_lookup_elem(bpf_map__fd(t->skel->maps.pending), &tid, sleep) || sleep->start != ts.off_start)
 		return 0;
 	return 1;
+}
+
+/* doctor's uprobe target: a function of this very binary */
+static __attribute__((noinline, used)) int tracer_selftest_probe_target(int x)
+{
+	__asm__ volatile("" : "+r"(x));
+	return x + 1;
+}
+
+static int check(tracer_check_fn fn, void *ctx, enum tracer_check_level lvl, const char *what,
+		 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static int check(tracer_check_fn fn, void *ctx, enum tracer_check_level lvl, const char *what,
+		 const char *fmt, ...)
+{
+	char detail[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	fn(ctx, lvl, what, detail);
+	return lvl == TRACER_CHECK_FAIL;
+}
+
+static const char *err_str(int err)
+{
+	return err == EPERM || err == EACCES ? "not permitted (needs CAP_BPF and CAP_PERFMON)" : strerror(err);
+}
+
+/* A two-instruction program (r0 = 0; exit). */
+static int tiny_prog_load(enum bpf_prog_type type, enum bpf_attach_type attach, __u32 btf_id)
+{
+	struct bpf_insn insns[2];
+	LIBBPF_OPTS(bpf_prog_load_opts, po);
+
+	memset(insns, 0, sizeof(insns));
+	insns[0].code = BPF_ALU64 | BPF_MOV | BPF_K;
+	insns[0].dst_reg = BPF_REG_0;
+	insns[1].code = BPF_JMP | BPF_EXIT;
+	po.expected_attach_type = attach;
+	po.attach_btf_id = btf_id;
+	return bpf_prog_load(type, "ls_doctor", "GPL", insns, 2, &po);
+}
+
+/* kprobes and fentry: loopspy needs neither (informational). */
+static void extras_check(tracer_check_fn fn, void *ctx)
+{
+	static const char *const funcs[] = { "do_nanosleep", "ksys_read", "__x64_sys_getpid" };
+	struct btf *vmlinux = btf__load_vmlinux_btf();
+	int r, fd = -1, id = -1;
+	size_t i;
+
+	r = libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_KPROBE, NULL);
+	if (r == 1 && access("/sys/bus/event_source/devices/kprobe/type", F_OK) < 0)
+		check(fn, ctx, TRACER_CHECK_INFO, "kprobes",
+		      "programs load but there is no kprobe PMU (CONFIG_KPROBES off); loopspy does not use them");
+	else
+		check(fn, ctx, TRACER_CHECK_INFO, "kprobes", "%s (loopspy does not use them)",
+		      r == 1 ? "kprobe programs load, kprobe PMU present" : r == 0 ? "not supported" : strerror(-r));
+	for (i = 0; vmlinux && i < sizeof(funcs) / sizeof(funcs[0]) && id < 0; i++)
+		id = btf__find_by_name_kind(vmlinux, funcs[i], BTF_KIND_FUNC);
+	if (id >= 0)
+		fd = tiny_prog_load(BPF_PROG_TYPE_TRACING, BPF_TRACE_FENTRY, (__u32)id);
+	if (fd >= 0) {
+		int link = bpf_link_create(fd, 0, BPF_TRACE_FENTRY, NULL);
+
+		check(fn, ctx, TRACER_CHECK_INFO, "fentry", "%s (loopspy does not use it)",
+		      link >= 0 ? "programs load and attach (BPF trampolines)" : "programs load, attaching fails");
+		if (link >= 0)
+			close(link);
+		close(fd);
+	} else {
+		check(fn, ctx, TRACER_CHECK_INFO, "fentry", "a program on %s does not load: %s (loopspy does not use it)",
+		      id < 0 ? "?" : funcs[i - 1], id < 0 ? "no kernel function found in BTF" : strerror(errno));
+	}
+	btf__free(vmlinux);
+}
+
+static int uprobe_check(struct loopspy_bpf *skel, tracer_check_fn fn, void *ctx)
+{
+	LIBBPF_OPTS(bpf_uprobe_opts, uo);
+	struct bpf_link *a, *b = NULL;
+	const char *where = "/proc/self/exe";
+	int err;
+
+	uo.func_name = "tracer_selftest_probe_target";
+	a = bpf_program__attach_uprobe_opts(skel->progs.gc_uprobe_start, getpid(), where, 0, &uo);
+	if (!a) {
+		/* a stripped binary: a libc function instead */
+		where = "libc.so.6";
+		uo.func_name = "getpid";
+		a = bpf_program__attach_uprobe_opts(skel->progs.gc_uprobe_start, getpid(), where, 0, &uo);
+	}
+	err = errno;
+	if (a) {
+		uo.retprobe = true;
+		b = bpf_program__attach_uprobe_opts(skel->progs.gc_uprobe_done, getpid(), where, 0, &uo);
+		err = errno;
+	}
+	tracer_selftest_probe_target(1);
+	if (a && b)
+		check(fn, ctx, TRACER_CHECK_OK, "uprobes", "uprobe and uretprobe attach (%s in %s)",
+		      uo.func_name, where);
+	else
+		check(fn, ctx, TRACER_CHECK_WARN, "uprobes",
+		      "cannot attach: %s; GC pauses are not timed on CPython builds without USDT probes",
+		      err_str(err));
+	bpf_link__destroy(b);
+	bpf_link__destroy(a);
+	if (access("/sys/bus/event_source/devices/uprobe/format/ref_ctr_offset", F_OK) == 0)
+		return check(fn, ctx, TRACER_CHECK_OK, "USDT",
+			     "semaphores supported (the kernel's uprobe reference counter)");
+	return check(fn, ctx, TRACER_CHECK_WARN, "USDT",
+		     "the kernel cannot manage USDT semaphores: python:gc__* probes are not used");
+}
+
+static int perf_check(struct loopspy_bpf *skel, tracer_check_fn fn, void *ctx)
+{
+	struct perf_event_attr a;
+	struct bpf_link *l;
+	int fd, err;
+
+	memset(&a, 0, sizeof(a));
+	a.type = PERF_TYPE_SOFTWARE;
+	a.config = PERF_COUNT_SW_CPU_CLOCK;
+	a.size = sizeof(a);
+	a.sample_freq = 499;
+	a.freq = 1;
+	fd = (int)syscall(__NR_perf_event_open, &a, -1, 0, -1, PERF_FLAG_FD_CLOEXEC);
+	if (fd < 0)
+		return check(fn, ctx, TRACER_CHECK_FAIL, "perf_event cpu-clock",
+			     "cannot open on cpu 0: %s (CPU samples during stalls; --sample-hz 0 does without)",
+			     errno == EACCES || errno == EPERM ? "not permitted (needs CAP_PERFMON)" : strerror(errno));
+	l = bpf_program__attach_perf_event(skel->progs.on_sample, fd);
+	err = errno;
+	bpf_link__destroy(l);
+	close(fd);
+	if (!l)
+		return check(fn, ctx, TRACER_CHECK_FAIL, "perf_event cpu-clock", "sampler does not attach: %s",
+			     err_str(err));
+	return check(fn, ctx, TRACER_CHECK_OK, "perf_event cpu-clock", "sampler attaches (CPU samples during stalls)");
+}
+
+static int libbpf_silent(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+	(void)level;
+	(void)fmt;
+	(void)args;
+	return 0;
+}
+
+int tracer_selftest(tracer_check_fn fn, void *ctx)
+{
+	struct loopspy_bpf *skel;
+	struct bpf_program *prog;
+	struct ring_buffer *rb;
+	int failed = 0, err;
+
+	/* every failure is one line of the report: no libbpf chatter */
+	libbpf_set_print(libbpf_silent);
+	tracefs_ensure();
+	skel = loopspy_bpf__open();
+	if (!skel)
+		return check(fn, ctx, TRACER_CHECK_FAIL, "BPF object", "cannot open: %s", strerror(errno));
+	err = loopspy_bpf__load(skel);
+	if (err) {
+		failed += check(fn, ctx, TRACER_CHECK_FAIL, "BPF programs",
+				"do not load: %s (rerun `loopspy record -v` for the verifier log)", err_str(-err));
+		loopspy_bpf__destroy(skel);
+		extras_check(fn, ctx);
+		return failed;
+	}
+	check(fn, ctx, TRACER_CHECK_OK, "BPF programs", "load: verifier, CO-RE relocations and maps (ring buffer %u KiB)",
+	      bpf_map__max_entries(skel->maps.events) / 1024);
+	bpf_object__for_each_program(prog, skel->obj) {
+		const char *sec = bpf_program__section_name(prog);
+		struct bpf_link *l;
+		char what[128];
+
+		if (strncmp(sec, "tracepoint/", 11) && strncmp(sec, "tp_btf/", 7))
+			continue;
+		snprintf(what, sizeof(what), "%s %s", !strncmp(sec, "tp_btf/", 7) ? "tp_btf" : "tracepoint",
+			 strchr(sec, '/') + 1);
+		l = bpf_program__attach(prog);
+		if (l)
+			check(fn, ctx, TRACER_CHECK_OK, what, "attaches");
+		else
+			failed += check(fn, ctx, TRACER_CHECK_FAIL, what, "cannot attach: %s%s", err_str(errno),
+					!strncmp(sec, "tracepoint/", 11) ?
+					" (syscall tracepoints need CONFIG_FTRACE_SYSCALLS and tracefs)" : "");
+		bpf_link__destroy(l);
+	}
+	failed += perf_check(skel, fn, ctx);
+	uprobe_check(skel, fn, ctx);
+	rb = ring_buffer__new(bpf_map__fd(skel->maps.events), ring_cb, NULL, NULL);
+	if (rb)
+		check(fn, ctx, TRACER_CHECK_OK, "ring buffer", "maps into user space");
+	else
+		failed += check(fn, ctx, TRACER_CHECK_FAIL, "ring buffer", "cannot map: %s", strerror(errno));
+	ring_buffer__free(rb);
+	loopspy_bpf__destroy(skel);
+	extras_check(fn, ctx);
+	return failed;
 }

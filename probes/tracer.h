@@ -61,4 +61,18 @@ int tracer_live_state(struct tracer *t, uint32_t tid, struct ls_pending_sleep *s
 /* Removes the GC probes attached for pid. */
 void tracer_gc_detach(struct tracer *t, pid_t pid);
 
+/* `loopspy doctor`: the real BPF object is loaded and each of its probes
+ * attached once, then everything is detached; kprobe and fentry support
+ * (loopspy uses neither) is probed with tiny programs. fn gets one line
+ * per check. Returns the number of required checks that failed. */
+enum tracer_check_level {
+	TRACER_CHECK_OK = 0,
+	TRACER_CHECK_FAIL = 1,    /* loopspy needs it */
+	TRACER_CHECK_WARN = 2,    /* an optional feature is missing */
+	TRACER_CHECK_INFO = 3,
+};
+typedef void (*tracer_check_fn)(void *ctx, enum tracer_check_level level, const char *what,
+				const char *detail);
+int tracer_selftest(tracer_check_fn fn, void *ctx);
+
 #endif

@@ -146,6 +146,11 @@ static int entry_load(struct pysym *s, struct pysym_entry *e, uint64_t code)
 	if (s->code_type && type != s->code_type)
 		return -1;
 	memcpy(&fl, hdr + L->code_firstlineno, sizeof(fl));
+	/* the walker read co_firstlineno when it saw the frame: another value
+	 * now means the address holds another object (freed and reused, or
+	 * a process that exec'd since) */
+	if (e->firstlineno && fl != (int32_t)e->firstlineno)
+		return -1;
 	e->fl = fl;
 	name_ptr = rd_u64(hdr, L->code_qualname >= 0 ? L->code_qualname : L->code_name);
 	e->function = str_read(s, name_ptr);
