@@ -146,6 +146,37 @@ struct {
 	__uint(max_entries, 4 * 1024 * 1024);
 } events SEC(".maps");
 
+/* Fast path for the hooks that fire for every task on the machine: the
+ * targets' tgids in a small global array user space writes directly
+ * (mmap'ed .bss); the hash map is consulted only for them. fast_all = 1
+ * (more targets than slots, followed children) falls back to the hash map
+ * for everyone. Saves ~200 ns per context switch of other processes. */
+#define LS_FAST_TGIDS 8
+__u32 fast_tgids[LS_FAST_TGIDS] = {};
+__u32 fast_all = 0;
+
+static __always_inline int tgid_maybe_target(__u32 tgid)
+{
+	int i;
+
+	if (fast_all)
+		return 1;
+	if (!tgid)
+		return 0;
+#pragma unroll
+	for (i = 0; i < LS_FAST_TGIDS; i++)
+		if (fast_tgids[i] == tgid)
+			return 1;
+	return 0;
+}
+
+static __always_inline struct ls_target_cfg *target_lookup(__u32 tgid)
+{
+	if (!tgid_maybe_target(tgid))
+		return NULL;
+	return bpf_map_lookup_elem(&targets, &tgid);
+}
+
 static __always_inline void counter_add(__u32 idx, __u64 n)
 {
 	__u64 *c = bpf_map_lookup_elem(&counters, &idx);
@@ -355,7 +386,7 @@ static __always_inline int epoll_enter(__s32 epfd)
 	struct ls_thread_state *ts;
 	__u64 now;
 
-	if (!bpf_map_lookup_elem(&targets, &tgid))
+	if (!target_lookup(tgid))
 		return 0;
 	ts = thread_get(tid, tgid);
 	if (!ts)
@@ -405,7 +436,7 @@ static __always_inline int epoll_exit(void)
 	__u32 tgid = id >> 32, tid = (__u32)id;
 	struct ls_thread_state *ts;
 
-	if (!bpf_map_lookup_elem(&targets, &tgid))
+	if (!target_lookup(tgid))
 		return 0;
 	ts = thread_get(tid, tgid);
 	if (!ts)
@@ -475,7 +506,7 @@ int close_enter(struct trace_event_raw_sys_enter *ctx)
 	struct ls_loop_stats *ls;
 	__s32 fd = (__s32)ctx->args[0];
 
-	if (!bpf_map_lookup_elem(&targets, &tgid))
+	if (!target_lookup(tgid))
 		return 0;
 	ts = bpf_map_lookup_elem(&threads, &tid);
 	if (!ts || fd < 0 || (fd != ts->loop_epfd && fd != ts->cand_epfd))
@@ -581,8 +612,8 @@ static __always_inline void futex_wait_end(__u32 tid, __u32 tgid, __u64 now)
 static __always_inline void switch_out(struct task_struct *prev, bool preempt,
 				       unsigned int prev_state, __u64 now)
 {
-	__u32 tgid = BPF_CORE_READ(prev, tgid), tid = BPF_CORE_READ(prev, pid);
-	struct ls_target_cfg *cfg = bpf_map_lookup_elem(&targets, &tgid);
+	__u32 tgid = prev->tgid, tid = prev->pid;
+	struct ls_target_cfg *cfg = target_lookup(tgid);
 	struct ls_thread_state *ts;
 	struct ls_pending_sleep *ps;
 	struct pt_regs *regs;
@@ -637,13 +668,13 @@ static __always_inline void switch_out(struct task_struct *prev, bool preempt,
 
 static __always_inline void switch_in(struct task_struct *next, __u64 now)
 {
-	__u32 tgid = BPF_CORE_READ(next, tgid), tid = BPF_CORE_READ(next, pid);
+	__u32 tgid = next->tgid, tid = next->pid;
 	struct ls_thread_state *ts;
 	struct ls_pending_sleep *ps;
 	struct ls_ev_sleep *e;
 	__u64 wake, blocked, runnable;
 
-	if (!bpf_map_lookup_elem(&targets, &tgid))
+	if (!target_lookup(tgid))
 		return;
 	futex_wait_end(tid, tgid, now);
 	ts = bpf_map_lookup_elem(&threads, &tid);
@@ -694,18 +725,25 @@ SEC("tp_btf/sched_switch")
 int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev,
 	     struct task_struct *next, unsigned int prev_state)
 {
-	__u64 now = bpf_ktime_get_ns();
+	int out = tgid_maybe_target(prev->tgid), in = tgid_maybe_target(next->tgid);
+	__u64 now;
 
-	switch_out(prev, preempt, prev_state, now);
-	switch_in(next, now);
+	/* most switches on the machine are of other processes: no clock read */
+	if (!out && !in)
+		return 0;
+	now = bpf_ktime_get_ns();
+	if (out)
+		switch_out(prev, preempt, prev_state, now);
+	if (in)
+		switch_in(next, now);
 	return 0;
 }
 
 SEC("tp_btf/sched_wakeup")
 int BPF_PROG(on_sched_wakeup, struct task_struct *p)
 {
-	__u32 tgid = BPF_CORE_READ(p, tgid), tid = BPF_CORE_READ(p, pid);
-	struct ls_target_cfg *cfg = bpf_map_lookup_elem(&targets, &tgid);
+	__u32 tgid = p->tgid, tid = p->pid;
+	struct ls_target_cfg *cfg = target_lookup(tgid);
 	struct ls_thread_state *ts;
 	struct futex_wait *fw;
 	__u64 id = bpf_get_current_pid_tgid(), now;
@@ -754,7 +792,7 @@ SEC("tp_btf/sched_process_exit")
 int BPF_PROG(on_process_exit, struct task_struct *p)
 {
 	__u32 tgid = BPF_CORE_READ(p, tgid), tid = BPF_CORE_READ(p, pid);
-	struct ls_target_cfg *cfg = bpf_map_lookup_elem(&targets, &tgid);
+	struct ls_target_cfg *cfg = target_lookup(tgid);
 
 	if (!cfg)
 		return 0;
@@ -774,7 +812,7 @@ SEC("tp_btf/sched_process_exec")
 int BPF_PROG(on_process_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
 	__u32 tgid = BPF_CORE_READ(p, tgid), tid = BPF_CORE_READ(p, pid);
-	struct ls_target_cfg *cfg = bpf_map_lookup_elem(&targets, &tgid);
+	struct ls_target_cfg *cfg = target_lookup(tgid);
 	struct ls_ev_exec *e;
 
 	if (!cfg)
@@ -803,12 +841,14 @@ int BPF_PROG(on_process_fork, struct task_struct *parent, struct task_struct *ch
 
 	if (ptgid == ctgid)
 		return 0;
-	cfg = bpf_map_lookup_elem(&targets, &ptgid);
+	cfg = target_lookup(ptgid);
 	if (!cfg || !(cfg->flags & LS_TARGET_FOLLOW))
 		return 0;
 	__builtin_memcpy(&ccfg, cfg, sizeof(ccfg));
 	ccfg.flags |= LS_TARGET_CHILD;
 	followed = bpf_map_update_elem(&targets, &ctgid, &ccfg, BPF_NOEXIST) == 0;
+	if (followed)
+		fast_all = 1; /* the child is not in fast_tgids */
 	e = event_reserve(sizeof(*e));
 	if (e) {
 		hdr_fill(&e->h, LS_EV_FORK, BPF_CORE_READ(parent, pid), ptgid, bpf_ktime_get_ns());
@@ -824,7 +864,7 @@ int on_sample(struct bpf_perf_event_data *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32, tid = (__u32)id;
-	struct ls_target_cfg *cfg = bpf_map_lookup_elem(&targets, &tgid);
+	struct ls_target_cfg *cfg = target_lookup(tgid);
 	struct ls_thread_state *ts;
 	struct ls_ev_sample *e;
 	struct task_struct *task;
@@ -865,7 +905,7 @@ static __always_inline int gc_begin(__s32 gen)
 {
 	__u64 id = bpf_get_current_pid_tgid(), now;
 	__u32 tgid = id >> 32, tid = (__u32)id, z = 0;
-	struct ls_target_cfg *cfg = bpf_map_lookup_elem(&targets, &tgid);
+	struct ls_target_cfg *cfg = target_lookup(tgid);
 	struct ls_thread_state *ts;
 	struct gc_rec *g, *zero;
 
@@ -898,7 +938,7 @@ static __always_inline int gc_end(void)
 	struct gc_rec *g;
 	struct ls_ev_gc *e;
 
-	if (!bpf_map_lookup_elem(&targets, &tgid))
+	if (!target_lookup(tgid))
 		return 0;
 	ts = bpf_map_lookup_elem(&threads, &tid);
 	if (!ts || !ts->gc_start)
@@ -944,7 +984,7 @@ SEC("uprobe")
 int BPF_KPROBE(gc_uprobe_start, void *a1, long a2)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct ls_target_cfg *cfg = bpf_map_lookup_elem(&targets, &tgid);
+	struct ls_target_cfg *cfg = target_lookup(tgid);
 	__s32 gen = -1;
 
 	if (cfg && cfg->gc_gen_arg == 2)

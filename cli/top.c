@@ -26,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define REFRESH_NS 100000000ULL    /* loop statistics read from the kernel */
+#define REFRESH_NS 20000000ULL     /* loop statistics read from the kernel */
 #define POLL_MAX_MS 20             /* key latency while tracing */
 #define STATUS_NS 6000000000ULL    /* how long footer messages stay */
 #define CAPTURE_MAX 16384
@@ -401,8 +401,28 @@ static void dash_draw(struct dash *d)
 	tui_draw(d->t, &d->scr);
 }
 
+/* Iteration start of the oldest loop iteration that has just become a
+ * stall (age >= threshold), 0 when none: a new one is drawn at once
+ * instead of at the next --delay tick. */
+static uint64_t stall_running(struct dash *d)
+{
+	const struct model *m = session_model(d->s);
+	uint64_t now = session_now_ns(), stall_ns = model_cfg(m)->stall_ns, found = 0;
+	size_t i;
+
+	for (i = 0; i < model_nloops(m); i++) {
+		const struct loop_info *l = model_loop_at(m, i);
+
+		if (l->iter_start && now > l->iter_start && now - l->iter_start >= stall_ns &&
+		    (!found || l->iter_start < found))
+			found = l->iter_start;
+	}
+	return found;
+}
+
 static void dash_run(struct dash *d, const struct top_opts *o, struct capture *cap)
 {
+	uint64_t shown_stall = 0;
 	uint64_t next = 0, frames = 0;
 	unsigned long seen = 0;
 	int dirty = 1, from_output = 0;
@@ -440,6 +460,13 @@ static void dash_run(struct dash *d, const struct top_opts *o, struct capture *c
 			dirty = 1;
 		}
 		now = session_now_ns();
+		if (!d->exited && !d->st.paused) {
+			uint64_t st = stall_running(d);
+
+			if (st && st != shown_stall)
+				next = now; /* a stall began: show it now */
+			shown_stall = st;
+		}
 		if (now >= next) {
 			if (!d->st.paused && !d->exited)
 				snap_refresh(d);

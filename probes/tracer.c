@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #define TRACER_MAX_LINKS 256
+#define LS_FAST_SLOTS 8 /* LS_FAST_TGIDS in the BPF program */
 
 struct tracer {
 	struct loopspy_bpf *skel;
@@ -202,11 +203,41 @@ void tracer_close(struct tracer *t)
 	free(t);
 }
 
+/* The kernel's fast-path list of target tgids (see fast_tgids in the BPF
+ * program): written through the mmap'ed .bss, seen at once. */
+static void fast_list_add(struct tracer *t, uint32_t tgid)
+{
+	int i, free_slot = -1;
+
+	for (i = 0; i < LS_FAST_SLOTS; i++) {
+		if (t->skel->bss->fast_tgids[i] == tgid)
+			return;
+		if (!t->skel->bss->fast_tgids[i] && free_slot < 0)
+			free_slot = i;
+	}
+	if (free_slot < 0)
+		t->skel->bss->fast_all = 1; /* more targets than slots: hash map for all */
+	else
+		t->skel->bss->fast_tgids[free_slot] = tgid;
+}
+
+static void fast_list_del(struct tracer *t, uint32_t tgid)
+{
+	int i;
+
+	for (i = 0; i < LS_FAST_SLOTS; i++)
+		if (t->skel->bss->fast_tgids[i] == tgid)
+			t->skel->bss->fast_tgids[i] = 0;
+}
+
 int tracer_target_add(struct tracer *t, pid_t tgid, const struct ls_target_cfg *cfg)
 {
 	uint32_t key = (uint32_t)tgid;
 
-	return bpf_map_update_elem(bpf_map__fd(t->skel->maps.targets), &key, cfg, BPF_ANY) ? -errno : 0;
+	if (bpf_map_update_elem(bpf_map__fd(t->skel->maps.targets), &key, cfg, BPF_ANY))
+		return -errno;
+	fast_list_add(t, key);
+	return 0;
 }
 
 /* Deletes every entry of map fd whose key (klen bytes) or value belongs
@@ -268,6 +299,7 @@ int tracer_target_del(struct tracer *t, pid_t tgid)
 	uint32_t key = (uint32_t)tgid;
 	int err = bpf_map_delete_elem(bpf_map__fd(t->skel->maps.targets), &key) ? -errno : 0;
 
+	fast_list_del(t, key);
 	/* a shared tracer (agent) outlives its targets: drop their statistics
 	 * so the maps only hold live processes */
 	map_purge(bpf_map__fd(t->skel->maps.loops), sizeof(uint32_t), sizeof(struct ls_loop_stats),
