@@ -71,13 +71,13 @@ static void usage_record(FILE *out, int run)
 static int opts_parse(int argc, char **argv, int run, struct opts *o)
 {
 	static const struct option longopts[] = {
-		{ "pid", required_argument, NULL, 'p' },
+		{ "pid", required_argument, NULL, SESSION_OPT_PID },
 		{ "duration", required_argument, NULL, 'd' },
 		{ "output", required_argument, NULL, 'o' },
-		{ "stall-threshold", required_argument, NULL, 1 },
-		{ "block-threshold", required_argument, NULL, 2 },
-		{ "sample-hz", required_argument, NULL, 3 },
-		{ "no-stacks", no_argument, NULL, 4 },
+		{ "stall-threshold", required_argument, NULL, SESSION_OPT_STALL },
+		{ "block-threshold", required_argument, NULL, SESSION_OPT_BLOCK },
+		{ "sample-hz", required_argument, NULL, SESSION_OPT_SAMPLE_HZ },
+		{ "no-stacks", no_argument, NULL, SESSION_OPT_NO_STACKS },
 		{ "fail-on", required_argument, NULL, 5 },
 		{ "baseline", required_argument, NULL, 6 },
 		{ "max-regression", required_argument, NULL, 7 },
@@ -98,19 +98,13 @@ static int opts_parse(int argc, char **argv, int run, struct opts *o)
 	optind = 1;
 	/* '+': stop at the first non-option so `run -- python3 -v` works */
 	while ((c = getopt_long(argc, argv, "+p:d:o:qvh", longopts, NULL)) != -1) {
-		char *end;
-		long v;
+		int shared = session_opt_parse(&o->so, c, optarg);
 
+		if (shared < 0)
+			return -1;
+		if (shared)
+			continue;
 		switch (c) {
-		case 'p':
-			errno = 0;
-			v = strtol(optarg, &end, 10);
-			if (errno || *end || v <= 0 || v > 0x3fffffff) {
-				fprintf(stderr, "loopspy: cannot use pid '%s': not a process id\n", optarg);
-				return -1;
-			}
-			o->so.pid = (pid_t)v;
-			break;
 		case 'd':
 			if (duration_parse(optarg, 1000000000ULL, &o->duration_ns) || !o->duration_ns) {
 				fprintf(stderr, "loopspy: cannot use duration '%s': expected a positive number of seconds (e.g. 10, 500ms)\n", optarg);
@@ -119,28 +113,6 @@ static int opts_parse(int argc, char **argv, int run, struct opts *o)
 			break;
 		case 'o':
 			o->output = optarg;
-			break;
-		case 1:
-		case 2: {
-			uint64_t *dst = c == 1 ? &o->so.stall_ns : &o->so.block_ns;
-
-			if (duration_parse(optarg, 1000000ULL, dst) || !*dst) {
-				fprintf(stderr, "loopspy: cannot use threshold '%s': expected a positive duration in ms (e.g. 100, 100ms, 0.5s)\n", optarg);
-				return -1;
-			}
-			break;
-		}
-		case 3:
-			errno = 0;
-			v = strtol(optarg, &end, 10);
-			if (errno || end == optarg || *end || v < 0 || v > 10000) {
-				fprintf(stderr, "loopspy: cannot use sample rate '%s': expected 0..10000\n", optarg);
-				return -1;
-			}
-			o->so.sample_hz = (int)v;
-			break;
-		case 4:
-			o->so.stacks = 0;
 			break;
 		case 5:
 			o->gate.fail_on = optarg;

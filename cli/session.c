@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "core/pysym.h"
 #include "core/syscalls.h"
+#include "core/units.h"
 #include "../probes/procmem.h"
 #include "../probes/pyruntime.h"
 #include "../probes/tracer.h"
@@ -939,4 +940,46 @@ void session_close(struct session *s)
 	pysym_free(s->main.sym);
 	model_free(s->m);
 	free(s);
+}
+
+int session_opt_parse(struct session_opts *so, int opt, const char *arg)
+{
+	char *end;
+	long v;
+
+	switch (opt) {
+	case SESSION_OPT_PID:
+		errno = 0;
+		v = strtol(arg, &end, 10);
+		if (errno || *end || v <= 0 || v > 0x3fffffff) {
+			fprintf(stderr, "loopspy: cannot use pid '%s': not a process id\n", arg);
+			return -1;
+		}
+		so->pid = (pid_t)v;
+		return 1;
+	case SESSION_OPT_STALL:
+	case SESSION_OPT_BLOCK: {
+		uint64_t *dst = opt == SESSION_OPT_STALL ? &so->stall_ns : &so->block_ns;
+
+		if (duration_parse(arg, 1000000ULL, dst) || !*dst) {
+			fprintf(stderr, "loopspy: cannot use threshold '%s': expected a positive duration in ms (e.g. 100, 100ms, 0.5s)\n", arg);
+			return -1;
+		}
+		return 1;
+	}
+	case SESSION_OPT_SAMPLE_HZ:
+		errno = 0;
+		v = strtol(arg, &end, 10);
+		if (errno || end == arg || *end || v < 0 || v > 10000) {
+			fprintf(stderr, "loopspy: cannot use sample rate '%s': expected 0..10000\n", arg);
+			return -1;
+		}
+		so->sample_hz = (int)v;
+		return 1;
+	case SESSION_OPT_NO_STACKS:
+		so->stacks = 0;
+		return 1;
+	default:
+		return 0;
+	}
 }

@@ -28,6 +28,19 @@ enum session_state {
 
 struct session;
 
+/* Options shared by record, run and top, as getopt_long values. */
+enum session_opt {
+	SESSION_OPT_STALL = 1,     /* --stall-threshold MS */
+	SESSION_OPT_BLOCK = 2,     /* --block-threshold MS */
+	SESSION_OPT_SAMPLE_HZ = 3, /* --sample-hz HZ */
+	SESSION_OPT_NO_STACKS = 4, /* --no-stacks */
+	SESSION_OPT_PID = 'p',     /* -p, --pid PID */
+};
+
+/* Applies one shared option: 1 handled, 0 not a shared option, -1 bad
+ * value (message printed). */
+int session_opt_parse(struct session_opts *so, int opt, const char *arg);
+
 /* Attaches; for a command, starts it traced from its first instruction.
  * NULL on failure (message printed); *exit_code says which EXIT_*. */
 struct session *session_open(const struct session_opts *o, int *exit_code);

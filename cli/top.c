@@ -509,13 +509,13 @@ static void usage_top(FILE *out)
 static int opts_parse(int argc, char **argv, struct top_opts *o)
 {
 	static const struct option longopts[] = {
-		{ "pid", required_argument, NULL, 'p' },
+		{ "pid", required_argument, NULL, SESSION_OPT_PID },
 		{ "delay", required_argument, NULL, 'd' },
 		{ "iterations", required_argument, NULL, 'n' },
-		{ "stall-threshold", required_argument, NULL, 1 },
-		{ "block-threshold", required_argument, NULL, 2 },
-		{ "sample-hz", required_argument, NULL, 3 },
-		{ "no-stacks", no_argument, NULL, 4 },
+		{ "stall-threshold", required_argument, NULL, SESSION_OPT_STALL },
+		{ "block-threshold", required_argument, NULL, SESSION_OPT_BLOCK },
+		{ "sample-hz", required_argument, NULL, SESSION_OPT_SAMPLE_HZ },
+		{ "no-stacks", no_argument, NULL, SESSION_OPT_NO_STACKS },
 		{ "no-color", no_argument, NULL, 5 },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -536,17 +536,13 @@ static int opts_parse(int argc, char **argv, struct top_opts *o)
 	while ((c = getopt_long(argc, argv, "+p:d:n:vh", longopts, NULL)) != -1) {
 		char *end;
 		long v;
+		int shared = session_opt_parse(&o->so, c, optarg);
 
+		if (shared < 0)
+			return -1;
+		if (shared)
+			continue;
 		switch (c) {
-		case 'p':
-			errno = 0;
-			v = strtol(optarg, &end, 10);
-			if (errno || *end || v <= 0 || v > 0x3fffffff) {
-				fprintf(stderr, "loopspy: cannot use pid '%s': not a process id\n", optarg);
-				return -1;
-			}
-			o->so.pid = (pid_t)v;
-			break;
 		case 'd':
 			if (duration_parse(optarg, 1000000ULL, &o->delay_ns) || o->delay_ns < 10000000ULL ||
 			    o->delay_ns > 3600000000000ULL) {
@@ -562,27 +558,6 @@ static int opts_parse(int argc, char **argv, struct top_opts *o)
 				return -1;
 			}
 			o->iterations = (unsigned long)v;
-			break;
-		case 1:
-		case 2: {
-			uint64_t *dst = c == 1 ? &o->so.stall_ns : &o->so.block_ns;
-
-			if (duration_parse(optarg, 1000000ULL, dst) || !*dst) {
-				fprintf(stderr, "loopspy: cannot use threshold '%s': expected a positive duration in ms (e.g. 100, 100ms, 0.5s)\n", optarg);
-				return -1;
-			}
-			break;
-		}
-		case 3:
-			v = strtol(optarg, &end, 10);
-			if (*end || v < 0 || v > 10000) {
-				fprintf(stderr, "loopspy: cannot use sample rate '%s': expected 0..10000\n", optarg);
-				return -1;
-			}
-			o->so.sample_hz = (int)v;
-			break;
-		case 4:
-			o->so.stacks = 0;
 			break;
 		case 5:
 			o->color = 0;
