@@ -287,7 +287,7 @@ def test_doctor():
     assert res.returncode == 0, res.stdout + res.stderr
     for what in ("BTF", "bpf() syscall", "map ringbuf", "tracefs", "syscall tracepoints", "BPF programs",
                  "tracepoint syscalls/sys_enter_epoll_wait", "tp_btf sched_switch", "tp_btf sched_wakeup",
-                 "tp_btf sched_process_exec", "tp_btf sched_process_fork", "perf_event cpu-clock",
+                 "tp_btf sched_process_exec", "tp_btf sched_process_fork", "perf_event task-clock",
                  "uprobes", "USDT", "ring buffer", "capabilities"):
         assert re.search(r"\[  ok  \] %s\b" % re.escape(what), res.stdout), what + "\n" + res.stdout
     for what in ("kprobes", "fentry", "CPython processes|pid \\d+"):
