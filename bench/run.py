@@ -993,8 +993,8 @@ def render(res, facts, elapsed, started):
                    w.load, fmt_rate(med([b["rate"] for b in r["bases"]])), w.unit, len(r["bases"]), fmt_pct(nb)), "",
                md_table(rows), ""]
         if r["peers"].get("epollonly"):
-            md += ["The diagnostic row attaches only the `syscalls:sys_enter_epoll_wait`/`sys_exit_epoll_wait` "
-                   "tracepoints loopspy uses, with a trivial bpftrace program (`bench/epoll_only.bt`). "
+            md += ["The diagnostic row attaches only the `syscalls:sys_enter_epoll_wait` "
+                   "tracepoint loopspy uses for loop iterations, with a trivial bpftrace program (`bench/epoll_only.bt`). "
                    "Enabling any syscall tracepoint makes every syscall of every task on the machine take "
                    "the kernel's traced entry/exit path, whichever syscall the tracepoint is for, so its "
                    "ratio is the floor for any design built on syscall tracepoints.", ""]

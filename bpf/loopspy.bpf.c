@@ -301,7 +301,6 @@ static __always_inline struct ls_thread_state *thread_get(__u32 tid, __u32 tgid)
 	init.tgid = tgid;
 	init.loop_epfd = -1;
 	init.cand_epfd = -1;
-	init.wait_epfd = -1;
 	bpf_map_update_elem(&threads, &tid, &init, BPF_NOEXIST);
 	return bpf_map_lookup_elem(&threads, &tid);
 }
@@ -379,6 +378,11 @@ static __always_inline void iteration_open(struct ls_thread_state *ts, __u32 tid
 		ls->iter_start = now;
 }
 
+/* Loop iterations are timed from epoll_wait entry to epoll_wait entry; only
+ * the entry is hooked (each syscall tracepoint program costs every
+ * iteration ~80-100 ns). The next iteration starts at once, as if the wait
+ * returned immediately, unless the thread goes to sleep in it: then
+ * switch_out() marks it waiting and switch_in() starts the iteration. */
 static __always_inline int epoll_enter(__s32 epfd)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -392,7 +396,6 @@ static __always_inline int epoll_enter(__s32 epfd)
 	if (!ts)
 		return 0;
 	now = bpf_ktime_get_ns();
-	ts->wait_epfd = epfd;
 	if (epfd == ts->cand_epfd) {
 		ts->cand_count++;
 	} else {
@@ -408,8 +411,25 @@ static __always_inline int epoll_enter(__s32 epfd)
 		ts->loop_epfd = epfd;
 	}
 	if (!ts->is_loop) {
-		if (ts->cand_count < 2)
+		if (ts->cand_count < 2) {
+			/* a candidate's first wait: time what follows it, and
+			 * have it sampled already (its first iteration may be
+			 * a stall) */
+			iteration_open(ts, tid, now);
+			if (!ts->announced) {
+				struct ls_ev_loop *e = event_reserve(sizeof(*e));
+
+				if (e) {
+					ts->announced = 1;
+					hdr_fill(&e->h, LS_EV_CANDIDATE, tid, tgid, now);
+					e->epfd = epfd;
+					e->pad = 0;
+					bpf_get_current_comm(e->comm, sizeof(e->comm));
+					bpf_ringbuf_submit(e, 0);
+				}
+			}
 			return 0;
+		}
 		ts->is_loop = 1;
 		ts->loop_epfd = epfd;
 		{
@@ -426,34 +446,7 @@ static __always_inline int epoll_enter(__s32 epfd)
 	}
 	if (ts->iter_start)
 		iteration_close(ts, tid, tgid, now);
-	ts->in_wait = 1;
-	return 0;
-}
-
-static __always_inline int epoll_exit(void)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tgid = id >> 32, tid = (__u32)id;
-	struct ls_thread_state *ts;
-
-	if (!target_lookup(tgid))
-		return 0;
-	ts = thread_get(tid, tgid);
-	if (!ts)
-		return 0;
-	if (ts->wait_epfd < 0) {
-		/* attached while this thread sat in epoll_wait: the fd is
-		 * still in the saved registers */
-		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-
-		ts->wait_epfd = (__s32)BPF_CORE_READ(regs, di);
-		ts->cand_epfd = ts->wait_epfd;
-		ts->cand_count = 1;
-	}
-	if (ts->is_loop ? ts->wait_epfd == ts->loop_epfd : ts->wait_epfd == ts->cand_epfd) {
-		ts->in_wait = 0;
-		iteration_open(ts, tid, bpf_ktime_get_ns());
-	}
+	iteration_open(ts, tid, now);
 	return 0;
 }
 
@@ -473,24 +466,6 @@ SEC("tracepoint/syscalls/sys_enter_epoll_pwait2")
 int epoll_pwait2_enter(struct trace_event_raw_sys_enter *ctx)
 {
 	return epoll_enter((__s32)ctx->args[0]);
-}
-
-SEC("tracepoint/syscalls/sys_exit_epoll_wait")
-int epoll_wait_exit(void *ctx)
-{
-	return epoll_exit();
-}
-
-SEC("tracepoint/syscalls/sys_exit_epoll_pwait")
-int epoll_pwait_exit(void *ctx)
-{
-	return epoll_exit();
-}
-
-SEC("tracepoint/syscalls/sys_exit_epoll_pwait2")
-int epoll_pwait2_exit(void *ctx)
-{
-	return epoll_exit();
 }
 
 /* A loop closing its epoll fd (asyncio's loop.close(), end of asyncio.run)
@@ -516,7 +491,6 @@ int close_enter(struct trace_event_raw_sys_enter *ctx)
 	ts->loop_epfd = -1;
 	ts->cand_epfd = -1;
 	ts->cand_count = 0;
-	ts->wait_epfd = -1;
 	ts->off_kind = 0;
 	ls = bpf_map_lookup_elem(&loops, &tid);
 	if (ls)
@@ -609,6 +583,19 @@ static __always_inline void futex_wait_end(__u32 tid, __u32 tgid, __u64 now)
 	bpf_map_delete_elem(&fwaits, &tid);
 }
 
+/* Switched out inside epoll_wait on its own loop's fd (or a candidate's):
+ * waiting for events, not blocking. */
+static __always_inline int epoll_waiting(struct ls_thread_state *ts, struct pt_regs *regs)
+{
+	long nr = BPF_CORE_READ(regs, orig_ax);
+	__s32 fd;
+
+	if (nr != LS_NR_EPOLL_WAIT && nr != LS_NR_EPOLL_PWAIT && nr != LS_NR_EPOLL_PWAIT2)
+		return 0;
+	fd = (__s32)BPF_CORE_READ(regs, di);
+	return fd == (ts->is_loop ? ts->loop_epfd : ts->cand_epfd);
+}
+
 static __always_inline void switch_out(struct task_struct *prev, bool preempt,
 				       unsigned int prev_state, __u64 now)
 {
@@ -625,6 +612,17 @@ static __always_inline void switch_out(struct task_struct *prev, bool preempt,
 	ts = bpf_map_lookup_elem(&threads, &tid);
 	if (!ts || !iteration_tracked(ts, now))
 		return;
+	regs = (struct pt_regs *)bpf_task_pt_regs(prev);
+	if (epoll_waiting(ts, regs)) {
+		/* idle: the iteration opened at epoll_wait entry has not begun */
+		struct ls_loop_stats *ls = bpf_map_lookup_elem(&loops, &tid);
+
+		ts->iter_start = 0;
+		ts->off_kind = 3;
+		if (ls)
+			ls->iter_start = 0;
+		return;
+	}
 	ts->off_start = now;
 	ts->wake_ts = 0;
 	ts->waker_tid = 0;
@@ -649,7 +647,6 @@ static __always_inline void switch_out(struct task_struct *prev, bool preempt,
 	}
 	ps->start = now;
 	ps->state = prev_state;
-	regs = (struct pt_regs *)bpf_task_pt_regs(prev);
 	ps->nr = (__s32)BPF_CORE_READ(regs, orig_ax);
 	ps->args[0] = BPF_CORE_READ(regs, di);
 	ps->args[1] = BPF_CORE_READ(regs, si);
@@ -680,6 +677,11 @@ static __always_inline void switch_in(struct task_struct *next, __u64 now)
 	ts = bpf_map_lookup_elem(&threads, &tid);
 	if (!ts || !ts->off_kind)
 		return;
+	if (ts->off_kind == 3) { /* back from waiting for events */
+		ts->off_kind = 0;
+		iteration_open(ts, tid, now);
+		return;
+	}
 	if (ts->off_kind == 2 || !ts->iter_start) {
 		if (ts->iter_start) {
 			ts->runnable_ns += now - ts->off_start;

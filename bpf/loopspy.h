@@ -20,10 +20,15 @@ enum ls_event_type {
 	LS_EV_GC = 6,     /* a garbage collection on a loop thread */
 	LS_EV_EXEC = 7,   /* a target exec'd: its Python layout no longer applies */
 	LS_EV_FORK = 8,   /* a target with LS_TARGET_FOLLOW forked a process */
+	LS_EV_CANDIDATE = 9, /* a thread's first epoll wait (struct ls_ev_loop):
+			      * the tracer starts sampling it; not passed on */
 };
 
 #define LS_NR_FUTEX 202
 #define LS_NR_FUTEX_WAITV 449
+#define LS_NR_EPOLL_WAIT 232
+#define LS_NR_EPOLL_PWAIT 281
+#define LS_NR_EPOLL_PWAIT2 441
 
 /* Python stack walking parameters of one target (filled by user space from
  * probes/cpython_layouts.inc once the runtime is initialised). */
@@ -186,11 +191,11 @@ struct ls_thread_state {
 	__s32 loop_epfd;
 	__s32 cand_epfd;
 	__u32 cand_count;
-	__s32 wait_epfd;
 	__u8 is_loop;
-	__u8 in_wait;
-	__u8 off_kind;     /* 0: on CPU, 1: sleeping, 2: preempted */
+	__u8 off_kind;     /* 0: on CPU, 1: sleeping, 2: preempted, 3: waiting for events */
+	__u8 announced;    /* LS_EV_CANDIDATE sent */
 	__u8 pad;
+	__u32 pad1;
 	__u64 iter_start;
 	__u64 off_start;
 	__u64 wake_ts;

@@ -8,6 +8,7 @@
  * publishes under a mutex. libmicrohttpd's thread only copies that buffer. */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "privs.h"
 #include "session.h"
 #include "core/prom.h"
 #include "core/units.h"
@@ -895,23 +896,36 @@ static int dur_arg(const char *name, const char *arg, uint64_t unit, uint64_t *o
 	return 0;
 }
 
+/* long-only options of the agent; the shared ones are SESSION_OPT_* */
+enum {
+	AGENT_OPT_LISTEN = 256, /* above every short option character */
+	AGENT_OPT_MATCH,
+	AGENT_OPT_MATCH_CGROUP,
+	AGENT_OPT_EXCLUDE,
+	AGENT_OPT_MAX_TARGETS,
+	AGENT_OPT_TOP_SITES,
+	AGENT_OPT_GRACE,
+	AGENT_OPT_SCAN,
+	AGENT_OPT_ONCE,
+};
+
 static int opts_parse(int argc, char **argv, struct agent_opts *o)
 {
 	static const struct option longopts[] = {
-		{ "listen", required_argument, NULL, 1 },
-		{ "match", required_argument, NULL, 2 },
-		{ "match-cgroup", required_argument, NULL, 3 },
-		{ "exclude", required_argument, NULL, 4 },
-		{ "max-targets", required_argument, NULL, 5 },
-		{ "top-sites", required_argument, NULL, 6 },
-		{ "grace", required_argument, NULL, 7 },
-		{ "scan-interval", required_argument, NULL, 8 },
-		{ "once", no_argument, NULL, 9 },
+		{ "listen", required_argument, NULL, AGENT_OPT_LISTEN },
+		{ "match", required_argument, NULL, AGENT_OPT_MATCH },
+		{ "match-cgroup", required_argument, NULL, AGENT_OPT_MATCH_CGROUP },
+		{ "exclude", required_argument, NULL, AGENT_OPT_EXCLUDE },
+		{ "max-targets", required_argument, NULL, AGENT_OPT_MAX_TARGETS },
+		{ "top-sites", required_argument, NULL, AGENT_OPT_TOP_SITES },
+		{ "grace", required_argument, NULL, AGENT_OPT_GRACE },
+		{ "scan-interval", required_argument, NULL, AGENT_OPT_SCAN },
+		{ "once", no_argument, NULL, AGENT_OPT_ONCE },
 		{ "duration", required_argument, NULL, 'd' },
-		{ "stall-threshold", required_argument, NULL, 10 },
-		{ "block-threshold", required_argument, NULL, 11 },
-		{ "sample-hz", required_argument, NULL, 12 },
-		{ "no-stacks", no_argument, NULL, 13 },
+		{ "stall-threshold", required_argument, NULL, SESSION_OPT_STALL },
+		{ "block-threshold", required_argument, NULL, SESSION_OPT_BLOCK },
+		{ "sample-hz", required_argument, NULL, SESSION_OPT_SAMPLE_HZ },
+		{ "no-stacks", no_argument, NULL, SESSION_OPT_NO_STACKS },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -931,10 +945,10 @@ static int opts_parse(int argc, char **argv, struct agent_opts *o)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "d:vh", longopts, NULL)) != -1) {
 		switch (c) {
-		case 1:
+		case AGENT_OPT_LISTEN:
 			o->listen = optarg;
 			break;
-		case 2:
+		case AGENT_OPT_MATCH:
 			if (o->match_set)
 				regfree(&o->match_re);
 			o->match_set = 0;
@@ -950,47 +964,35 @@ static int opts_parse(int argc, char **argv, struct agent_opts *o)
 			o->match = optarg;
 			o->match_set = 1;
 			break;
-		case 3:
+		case AGENT_OPT_MATCH_CGROUP:
 			o->match_cgroup = optarg;
 			break;
-		case 4:
+		case AGENT_OPT_EXCLUDE:
 			if (exclude_add(o, optarg) < 0)
 				return -1;
 			break;
-		case 5:
+		case AGENT_OPT_MAX_TARGETS:
 			if (int_arg("--max-targets", optarg, 1, LS_MAX_TARGETS, &o->max_targets) < 0)
 				return -1;
 			break;
-		case 6:
+		case AGENT_OPT_TOP_SITES:
 			if (int_arg("--top-sites", optarg, 1, 1000, &o->top_n) < 0)
 				return -1;
 			break;
-		case 7:
+		case AGENT_OPT_GRACE:
 			if (dur_arg("--grace", optarg, 1000000000ULL, &o->grace_ns) < 0)
 				return -1;
 			break;
-		case 8:
+		case AGENT_OPT_SCAN:
 			if (dur_arg("--scan-interval", optarg, 1000000000ULL, &o->scan_ns) < 0)
 				return -1;
 			break;
-		case 9:
+		case AGENT_OPT_ONCE:
 			o->once = 1;
 			break;
 		case 'd':
 			if (dur_arg("duration", optarg, 1000000000ULL, &o->duration_ns) < 0)
 				return -1;
-			break;
-		case 10:
-		case 11:
-			if (dur_arg("threshold", optarg, 1000000ULL, c == 10 ? &o->so.stall_ns : &o->so.block_ns) < 0)
-				return -1;
-			break;
-		case 12:
-			if (int_arg("--sample-hz", optarg, 0, 10000, &o->so.sample_hz) < 0)
-				return -1;
-			break;
-		case 13:
-			o->so.stacks = 0;
 			break;
 		case 'v':
 			o->so.verbose = 1;
@@ -999,6 +1001,11 @@ static int opts_parse(int argc, char **argv, struct agent_opts *o)
 			usage_agent(stdout);
 			exit(EXIT_OK);
 		default:
+			err = session_opt_parse(&o->so, c, optarg);
+			if (err < 0)
+				return -1;
+			if (err > 0)
+				break;
 			usage_agent(stderr);
 			return -1;
 		}
@@ -1146,6 +1153,9 @@ int cmd_agent(int argc, char **argv)
 	sigaction(SIGHUP, &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
+	/* targets belong to any user: their stacks need CAP_SYS_PTRACE */
+	if (privs_check("run the agent", PRIVS_NEED_BPF | (a.o.so.stacks ? PRIVS_NEED_PTRACE : 0)) < 0)
+		goto cleanup;
 	a.t = session_tracer_open(&a.o.so, on_event, &a);
 	if (!a.t)
 		goto cleanup;

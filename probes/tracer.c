@@ -160,9 +160,10 @@ static int ring_cb(void *ctx, void *data, size_t size)
 
 	if (!t || size < sizeof(struct ls_event_hdr))
 		return 0;
-	if (h->type == LS_EV_LOOP)
+	if (h->type == LS_EV_LOOP || h->type == LS_EV_CANDIDATE)
 		sampler_add(t, h->tgid, h->tid);
-	t->fn(t->ctx, data, size);
+	if (h->type != LS_EV_CANDIDATE)
+		t->fn(t->ctx, data, size);
 	return 0;
 }
 
