@@ -12,7 +12,7 @@ events and drops, the time from a stall's start until `loopspy top` shows
 it, and the BPF programs' own cost (run counts and ns per run, BPF stats).
 
 Prints the tables and writes docs/performance.md. Environment knobs:
-BENCH_ROUNDS (default 6), BENCH_SECONDS (window length, default 1),
+BENCH_ROUNDS (default 5), BENCH_SECONDS (window length, default 2),
 BENCH_WORKLOADS (comma list of aiohttp,echo,storm,threads), BENCH_OUT
 (default docs/performance.md; "-" prints only), BENCH_LOOPSPY (the binary,
 default build/loopspy), BENCH_STALLS (stalls per workload for the top
@@ -48,8 +48,8 @@ TARGETS = os.path.join(BENCH, "targets.py")
 BT_SCRIPT = os.path.join(BENCH, "syscall_latency.bt")
 ECHO_LOAD = os.path.join(WORK, "echo_load")
 
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "6"))
-SECONDS = float(os.environ.get("BENCH_SECONDS", "1"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "2"))
 WORKLOADS = [w for w in os.environ.get("BENCH_WORKLOADS", "aiohttp,echo,storm,threads").split(",") if w]
 OUT = os.environ.get("BENCH_OUT", os.path.join(ROOT, "docs", "performance.md"))
 STALLS = int(os.environ.get("BENCH_STALLS", "3"))

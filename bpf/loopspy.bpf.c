@@ -177,6 +177,15 @@ static __always_inline struct ls_target_cfg *target_lookup(__u32 tgid)
 	return bpf_map_lookup_elem(&targets, &tgid);
 }
 
+/* Whether tgid is a target, without its configuration: the fast list is
+ * exact unless fast_all. */
+static __always_inline int target_is(__u32 tgid)
+{
+	if (!tgid_maybe_target(tgid))
+		return 0;
+	return !fast_all || bpf_map_lookup_elem(&targets, &tgid) != NULL;
+}
+
 static __always_inline void counter_add(__u32 idx, __u64 n)
 {
 	__u64 *c = bpf_map_lookup_elem(&counters, &idx);
@@ -305,8 +314,9 @@ static __always_inline struct ls_thread_state *thread_get(__u32 tid, __u32 tgid)
 	return bpf_map_lookup_elem(&threads, &tid);
 }
 
-static __always_inline void iteration_close(struct ls_thread_state *ts, __u32 tid,
-					    __u32 tgid, __u64 now)
+/* Returns the loop's statistics entry (NULL if none) for iteration_open. */
+static __always_inline struct ls_loop_stats *iteration_close(struct ls_thread_state *ts, __u32 tid,
+							     __u32 tgid, __u64 now)
 {
 	struct ls_loop_stats *ls = bpf_map_lookup_elem(&loops, &tid);
 	__u64 busy = now - ts->iter_start;
@@ -315,12 +325,16 @@ static __always_inline void iteration_close(struct ls_thread_state *ts, __u32 ti
 		__u32 z = 0;
 		struct ls_loop_stats *zero = bpf_map_lookup_elem(&zero_loop, &z);
 
-		if (!zero)
-			goto out;
+		if (!zero) {
+			ts->iter_start = 0;
+			return NULL;
+		}
 		bpf_map_update_elem(&loops, &tid, zero, BPF_NOEXIST);
 		ls = bpf_map_lookup_elem(&loops, &tid);
-		if (!ls)
-			goto out;
+		if (!ls) {
+			ts->iter_start = 0;
+			return NULL;
+		}
 		ls->tgid = tgid;
 		ls->first_ts = ts->iter_start;
 	}
@@ -357,14 +371,14 @@ static __always_inline void iteration_close(struct ls_thread_state *ts, __u32 ti
 			bpf_ringbuf_submit(e, 0);
 		}
 	}
-out:
 	ts->iter_start = 0;
+	return ls;
 }
 
-static __always_inline void iteration_open(struct ls_thread_state *ts, __u32 tid, __u64 now)
+/* ls: the loop's entry when the caller has it, else looked up */
+static __always_inline void iteration_open(struct ls_thread_state *ts, __u32 tid, __u64 now,
+					   struct ls_loop_stats *ls)
 {
-	struct ls_loop_stats *ls;
-
 	ts->iter_start = now;
 	ts->blocked_ns = 0;
 	ts->runnable_ns = 0;
@@ -373,7 +387,8 @@ static __always_inline void iteration_open(struct ls_thread_state *ts, __u32 tid
 	ts->npreempt = 0;
 	ts->off_kind = 0;
 	ts->gc_ns = 0;
-	ls = bpf_map_lookup_elem(&loops, &tid);
+	if (!ls)
+		ls = bpf_map_lookup_elem(&loops, &tid);
 	if (ls)
 		ls->iter_start = now;
 }
@@ -390,7 +405,7 @@ static __always_inline int epoll_enter(__s32 epfd)
 	struct ls_thread_state *ts;
 	__u64 now;
 
-	if (!target_lookup(tgid))
+	if (!target_is(tgid))
 		return 0;
 	ts = thread_get(tid, tgid);
 	if (!ts)
@@ -415,7 +430,7 @@ static __always_inline int epoll_enter(__s32 epfd)
 			/* a candidate's first wait: time what follows it, and
 			 * have it sampled already (its first iteration may be
 			 * a stall) */
-			iteration_open(ts, tid, now);
+			iteration_open(ts, tid, now, NULL);
 			if (!ts->announced) {
 				struct ls_ev_loop *e = event_reserve(sizeof(*e));
 
@@ -444,9 +459,7 @@ static __always_inline int epoll_enter(__s32 epfd)
 			}
 		}
 	}
-	if (ts->iter_start)
-		iteration_close(ts, tid, tgid, now);
-	iteration_open(ts, tid, now);
+	iteration_open(ts, tid, now, ts->iter_start ? iteration_close(ts, tid, tgid, now) : NULL);
 	return 0;
 }
 
@@ -679,7 +692,7 @@ static __always_inline void switch_in(struct task_struct *next, __u64 now)
 		return;
 	if (ts->off_kind == 3) { /* back from waiting for events */
 		ts->off_kind = 0;
-		iteration_open(ts, tid, now);
+		iteration_open(ts, tid, now, NULL);
 		return;
 	}
 	if (ts->off_kind == 2 || !ts->iter_start) {
