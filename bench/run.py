@@ -951,6 +951,42 @@ def machine_facts():
     ]
 
 
+def limits_section(res):
+    """What the throughput ratios are made of, with this run's numbers."""
+    def ratio(key, peer):
+        r = res.get(key)
+        rs = r["peers"].get(peer) if r else None
+        return "%.3f" % med([x["ratio"] for x in pick(rs)]) if rs else "not measured"
+    return ["## What limits the throughput ratios", "",
+            "- **Any syscall tracepoint taxes every syscall on the machine.** loopspy times loop "
+            "iterations with the entry tracepoints of `epoll_wait`/`epoll_pwait`/`epoll_pwait2` (and "
+            "`close`). While any syscall tracepoint is attached, the kernel sets the tracepoint work flag "
+            "on every task, so every syscall of every process takes the traced slow path, whichever "
+            "syscall the tracepoint is for (a C `getppid()` loop here: 118 -> 166 ns per call). The "
+            "diagnostic row (`bench/epoll_only.bt`: the same entry tracepoint, a trivial program) is that "
+            "floor: %s on the syscall storm, %s on echo, %s on aiohttp in this run. fentry on "
+            "`do_epoll_wait` would avoid it, but fentry/fexit are not permitted on this kernel and kprobes "
+            "are compiled out; a uprobe on libc's `epoll_wait` costs microseconds per call (a trap), more "
+            "than the tracepoint at these iteration rates." % (
+                ratio("storm", "epollonly"), ratio("echo", "epollonly"), ratio("aiohttp", "epollonly")),
+            "- **What loopspy adds on top of the floor** (loopspy %s vs floor %s on echo): its epoll-entry "
+            "program on every iteration (ns/run in the BPF table: ~100 k iterations/s on echo), "
+            "`sched_switch`/`sched_wakeup` for the target's threads, and the CPU sampler, which "
+            "interrupts a saturated loop thread 499 times per second of its CPU time." % (
+                ratio("echo", "loopspy"), ratio("echo", "epollonly")),
+            "- **Tried and kept** (each measured with A/B windows on aiohttp + `wrk -t1 -c16`): the CPU "
+            "sampler was a 499 Hz per-CPU `cpu-clock` event in frequency mode, which cost the aiohttp server "
+            "5-7% of its throughput (0.93 with it, 0.99 with loopspy's other probes alone); per-thread "
+            "`task-clock` events on loop threads only, with a fixed period, cost nothing measurable (0.99). "
+            "Iterations used to be timed between the epoll exit and entry tracepoints; timing them from entry "
+            "to entry (a wait that sleeps is seen at `sched_switch`) dropped three programs and ~85 ns per "
+            "iteration, and the floor with only the entry tracepoint is higher than with both (storm: "
+            "0.73 -> 0.85 in the runs before and after). Target tgids are checked in a small mmap'ed array "
+            "before any map lookup or clock read (`sched_switch` 291 -> 75 ns per run machine-wide).",
+            "- **Not tried**: task-local storage instead of the threads LRU hash (one lookup per "
+            "iteration and per switch of a target thread).", ""]
+
+
 def render(res, facts, elapsed, started):
     """The text (stdout) and the markdown (docs/performance.md)."""
     txt, md = [], []
@@ -1041,12 +1077,13 @@ def render(res, facts, elapsed, started):
                "every process's epoll waits (the load generators' too). xlated insns = `bytes_xlated`/8 "
                "(`-`: it did not run in the window)." % how, "", md_table(rows), ""]
         txt += ["", text_table(rows)]
+    md += limits_section(res)
     md += ["## Method", "",
            "- Each workload runs one long-lived target (`bench/targets.py`, Debian `/usr/bin/python3`), "
            "warmed up with one 1 s window (the first window after a start is consistently slow here).",
            "- %d rounds; each round measures `loopspy record`, `loopspy record --no-stacks` and one of "
-           "strace, `PYTHONASYNCIODEBUG=1`, bpftrace in turn (and, for the storm, the epoll-only "
-           "diagnostic), in an order rotating between rounds. Every traced %g s window sits between two "
+           "strace, `PYTHONASYNCIODEBUG=1`, bpftrace in turn (and, for aiohttp, echo and the storm, the "
+           "epoll-only diagnostic), in an order rotating between rounds. Every traced %g s window sits between two "
            "untraced %g s windows of the same target (`B L B N B S B ...`) and its ratio is taken against "
            "their mean; medians over rounds are shown with the range. Tracers are attached before the "
            "window (loopspy: until it prints `attached`; strace: `attached`; bpftrace: `Attaching`), "
