@@ -488,17 +488,22 @@ void tracer_gc_detach(struct tracer *t, pid_t pid)
 int tracer_gc_attach(struct tracer *t, pid_t pid, const char *binary, int minor,
 		     char *how, size_t how_len)
 {
-	/* the collector's name per version (static functions: needs symbols) */
-	const char *fn = minor <= 8 ? NULL : minor == 9 ? "collect" : "gc_collect_main";
-	LIBBPF_OPTS(bpf_uprobe_opts, uo);
+	/* the collector's name per version (static functions: needs symbols);
+	 * 3.8 builds only have compiler clones of collect(), each probed */
+	static const char *const names38[] = { "collect", "collect.constprop.0", "collect.constprop.1",
+						 "collect.constprop.2", "collect.isra.0", NULL };
+	static const char *const names39[] = { "collect", NULL };
+	static const char *const names310[] = { "gc_collect_main", NULL };
+	const char *const *names = minor <= 7 ? NULL : minor == 8 ? names38 : minor == 9 ? names39 : names310;
+	char path[600], used[160] = "";
 	struct bpf_link *a, *b;
-	char path[600];
+	int i, n = 0;
 
+	snprintf(path, sizeof(path), "/proc/%d/root%s", (int)pid, binary);
 	if (t->ngc_links + 2 > TRACER_MAX_LINKS) {
 		snprintf(how, how_len, "unavailable: too many probes");
 		return -1;
 	}
-	snprintf(path, sizeof(path), "/proc/%d/root%s", (int)pid, binary);
 	/* USDT first: semaphore-gated, libbpf sets the kernel reference counter */
 	a = bpf_program__attach_usdt(t->skel->progs.gc_usdt_start, pid, path, "python", "gc__start", NULL);
 	if (a) {
@@ -512,24 +517,33 @@ int tracer_gc_attach(struct tracer *t, pid_t pid, const char *binary, int minor,
 		bpf_link__destroy(a);
 		bpf_link__destroy(b);
 	}
-	if (!fn) {
+	if (!names) {
 		snprintf(how, how_len, "unavailable: %s has no GC USDT probes and CPython 3.%d's collector cannot be probed by name",
 			 binary, minor);
 		return -1;
 	}
-	uo.func_name = fn;
-	a = bpf_program__attach_uprobe_opts(t->skel->progs.gc_uprobe_start, pid, path, 0, &uo);
-	uo.retprobe = true;
-	b = a ? bpf_program__attach_uprobe_opts(t->skel->progs.gc_uprobe_done, pid, path, 0, &uo) : NULL;
-	if (a && b) {
+	for (i = 0; names[i] && t->ngc_links + 2 <= TRACER_MAX_LINKS; i++) {
+		LIBBPF_OPTS(bpf_uprobe_opts, uo);
+
+		uo.func_name = names[i];
+		a = bpf_program__attach_uprobe_opts(t->skel->progs.gc_uprobe_start, pid, path, 0, &uo);
+		uo.retprobe = true;
+		b = a ? bpf_program__attach_uprobe_opts(t->skel->progs.gc_uprobe_done, pid, path, 0, &uo) : NULL;
+		if (!a || !b) {
+			bpf_link__destroy(a);
+			bpf_link__destroy(b);
+			continue;
+		}
 		gc_link_add(t, pid, a);
 		gc_link_add(t, pid, b);
-		snprintf(how, how_len, "uprobe %s", fn);
+		snprintf(used + strlen(used), sizeof(used) - strlen(used), "%s%s", n ? ", " : "", names[i]);
+		n++;
+	}
+	if (n) {
+		snprintf(how, how_len, "uprobe %s%s", used, minor == 8 ? " (generation unknown)" : "");
 		return 0;
 	}
-	bpf_link__destroy(a);
-	bpf_link__destroy(b);
-	snprintf(how, how_len, "unavailable: no GC USDT probes and no symbol %s in %s", fn, binary);
+	snprintf(how, how_len, "unavailable: no GC USDT probes and no symbol %s in %s", names[0], binary);
 	return -1;
 }
 

@@ -82,8 +82,6 @@ def test_gil_contention(interp, tmp_path):
 
 def test_gc_pause(interp, tmp_path):
     program = "gc_pause.py"
-    if interp.version[:2] < (3, 9):
-        pytest.skip("GC timing needs USDT probes or CPython >= 3.9 collector symbols")
     prog, report, out = attach(interp, program, tmp_path)
     if report["target"]["runtime"].get("gc_timing", "").startswith("unavailable"):
         fail("GC timing unavailable: %s" % report["target"]["runtime"].get("gc_timing"), report, out)
@@ -93,8 +91,10 @@ def test_gc_pause(interp, tmp_path):
              and frames_at(f["python_stack"], program, line, "build_graph")]
     if not found:
         fail("no gc_pause at %s:%d in build_graph()" % (program, line), report, out)
-    if found[0].get("generation") != 2:
-        fail("generation %r, expected 2" % found[0].get("generation"), report, out)
+    # 3.8 builds only have compiler clones of collect(): timed, generation unknown
+    expected = None if interp.version[:2] == (3, 8) else 2
+    if found[0].get("generation") != expected:
+        fail("generation %r, expected %r" % (found[0].get("generation"), expected), report, out)
 
 
 def test_idle_pool_is_quiet(interp, tmp_path):
