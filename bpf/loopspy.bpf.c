@@ -393,6 +393,21 @@ static __always_inline void iteration_open(struct ls_thread_state *ts, __u32 tid
 		ls->iter_start = now;
 }
 
+/* LS_EV_LOOP or LS_EV_CANDIDATE for the current thread; 1 when sent. */
+static __always_inline int loop_event_send(__u32 type, __u32 tid, __u32 tgid, __u64 now, __s32 epfd)
+{
+	struct ls_ev_loop *e = event_reserve(sizeof(*e));
+
+	if (!e)
+		return 0;
+	hdr_fill(&e->h, type, tid, tgid, now);
+	e->epfd = epfd;
+	e->pad = 0;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	bpf_ringbuf_submit(e, 0);
+	return 1;
+}
+
 /* Loop iterations are timed from epoll_wait entry to epoll_wait entry; only
  * the entry is hooked (each syscall tracepoint program costs every
  * iteration ~80-100 ns). The next iteration starts at once, as if the wait
@@ -431,33 +446,13 @@ static __always_inline int epoll_enter(__s32 epfd)
 			 * have it sampled already (its first iteration may be
 			 * a stall) */
 			iteration_open(ts, tid, now, NULL);
-			if (!ts->announced) {
-				struct ls_ev_loop *e = event_reserve(sizeof(*e));
-
-				if (e) {
-					ts->announced = 1;
-					hdr_fill(&e->h, LS_EV_CANDIDATE, tid, tgid, now);
-					e->epfd = epfd;
-					e->pad = 0;
-					bpf_get_current_comm(e->comm, sizeof(e->comm));
-					bpf_ringbuf_submit(e, 0);
-				}
-			}
+			if (!ts->announced)
+				ts->announced = loop_event_send(LS_EV_CANDIDATE, tid, tgid, now, epfd);
 			return 0;
 		}
 		ts->is_loop = 1;
 		ts->loop_epfd = epfd;
-		{
-			struct ls_ev_loop *e = event_reserve(sizeof(*e));
-
-			if (e) {
-				hdr_fill(&e->h, LS_EV_LOOP, tid, tgid, now);
-				e->epfd = epfd;
-				e->pad = 0;
-				bpf_get_current_comm(e->comm, sizeof(e->comm));
-				bpf_ringbuf_submit(e, 0);
-			}
-		}
+		loop_event_send(LS_EV_LOOP, tid, tgid, now, epfd);
 	}
 	iteration_open(ts, tid, now, ts->iter_start ? iteration_close(ts, tid, tgid, now) : NULL);
 	return 0;
@@ -598,9 +593,8 @@ static __always_inline void futex_wait_end(__u32 tid, __u32 tgid, __u64 now)
 
 /* Switched out inside epoll_wait on its own loop's fd (or a candidate's):
  * waiting for events, not blocking. */
-static __always_inline int epoll_waiting(struct ls_thread_state *ts, struct pt_regs *regs)
+static __always_inline int epoll_waiting(struct ls_thread_state *ts, struct pt_regs *regs, long nr)
 {
-	long nr = BPF_CORE_READ(regs, orig_ax);
 	__s32 fd;
 
 	if (nr != LS_NR_EPOLL_WAIT && nr != LS_NR_EPOLL_PWAIT && nr != LS_NR_EPOLL_PWAIT2)
@@ -617,6 +611,7 @@ static __always_inline void switch_out(struct task_struct *prev, bool preempt,
 	struct ls_thread_state *ts;
 	struct ls_pending_sleep *ps;
 	struct pt_regs *regs;
+	long nr;
 
 	if (!cfg)
 		return;
@@ -626,7 +621,8 @@ static __always_inline void switch_out(struct task_struct *prev, bool preempt,
 	if (!ts || !iteration_tracked(ts, now))
 		return;
 	regs = (struct pt_regs *)bpf_task_pt_regs(prev);
-	if (epoll_waiting(ts, regs)) {
+	nr = BPF_CORE_READ(regs, orig_ax);
+	if (epoll_waiting(ts, regs, nr)) {
 		/* idle: the iteration opened at epoll_wait entry has not begun */
 		struct ls_loop_stats *ls = bpf_map_lookup_elem(&loops, &tid);
 
@@ -660,7 +656,7 @@ static __always_inline void switch_out(struct task_struct *prev, bool preempt,
 	}
 	ps->start = now;
 	ps->state = prev_state;
-	ps->nr = (__s32)BPF_CORE_READ(regs, orig_ax);
+	ps->nr = (__s32)nr;
 	ps->args[0] = BPF_CORE_READ(regs, di);
 	ps->args[1] = BPF_CORE_READ(regs, si);
 	ps->args[2] = BPF_CORE_READ(regs, dx);
@@ -812,6 +808,13 @@ int BPF_PROG(on_process_exit, struct task_struct *p)
 	if (!cfg)
 		return 0;
 	thread_forget(tid);
+	{
+		/* a loop thread that exits mid-iteration is not stalled */
+		struct ls_loop_stats *ls = bpf_map_lookup_elem(&loops, &tid);
+
+		if (ls)
+			ls->iter_start = 0;
+	}
 	/* a followed child is gone: free its slot (user-space targets are
 	 * removed by user space) */
 	if (tid == tgid && (cfg->flags & LS_TARGET_CHILD))

@@ -394,8 +394,10 @@ int tracer_loops_read(struct tracer *t, pid_t tgid,
 		first = 0;
 		key = next;
 		if (bpf_map_lookup_elem(fd, &key, st) == 0 && st->tgid == (uint32_t)tgid) {
-			/* its LS_EV_LOOP record may have been dropped */
-			sampler_add(t, st->tgid, key);
+			/* its LS_EV_LOOP/CANDIDATE records may have been
+			 * dropped; only a loop in an iteration is surely alive */
+			if (st->iter_start)
+				sampler_add(t, st->tgid, key);
 			fn(ctx, key, st);
 			n++;
 		}
