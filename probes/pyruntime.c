@@ -230,20 +230,16 @@ int pyruntime_find(pid_t pid, struct pyruntime *rt)
 		version_format(rt);
 		if (!rt->major)
 			snprintf(rt->reason, sizeof(rt->reason), "cannot tell the CPython version of %s", rt->path);
-	} else if (legacy.major && (legacy.major == 2 || legacy.minor < 7)) {
-		/* CPython before 3.7 has no _PyRuntime: name it, say why */
-		rt->major = legacy.major;
-		rt->minor = legacy.minor;
-		rt->micro = legacy.micro;
-		version_format(rt);
-		snprintf(rt->reason, sizeof(rt->reason), "CPython %s is not supported for stacks (3.8-3.13 are)",
-			 rt->version);
 	} else if (legacy.major) {
+		/* the version from the binary's name: say why there are no stacks
+		 * (CPython before 3.7 has no _PyRuntime at all) */
 		rt->major = legacy.major;
 		rt->minor = legacy.minor;
 		rt->micro = legacy.micro;
 		version_format(rt);
-		snprintf(rt->reason, sizeof(rt->reason), "CPython %s: no _PyRuntime symbol found in its mappings",
+		snprintf(rt->reason, sizeof(rt->reason),
+			 legacy.major == 2 || legacy.minor < 7 ? "CPython %s is not supported for stacks (3.8-3.13 are)"
+							      : "CPython %s: no _PyRuntime symbol found in its mappings",
 			 rt->version);
 	} else {
 		snprintf(rt->reason, sizeof(rt->reason), "not a CPython process (no _PyRuntime in its mappings)");
